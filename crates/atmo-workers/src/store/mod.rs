@@ -1,0 +1,5 @@
+//! Stores shipped with the engine.
+
+mod memory;
+
+pub use memory::MemoryStore;
