@@ -272,6 +272,15 @@ pub enum Error {
     /// A wait gave up before the request finished.
     #[error("timed out waiting for request {0}")]
     WaitTimeout(RequestId),
+    /// One request of a batch was refused, so the batch was (all or nothing).
+    #[error("request {index} of the batch: {source}")]
+    Batch {
+        /// Its position in the batch.
+        index: usize,
+        /// Why it was refused.
+        #[source]
+        source: Box<Error>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -290,6 +299,7 @@ impl Error {
             Error::Config(_) => "INVALID_CONFIG",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::WaitTimeout(_) => "WAIT_TIMEOUT",
+            Error::Batch { source, .. } => source.code(),
             Error::Store(_) => "STORE_ERROR",
         }
     }

@@ -1,5 +1,835 @@
-//! The in-memory store.
+//! The in-memory store: [`MemoryStore`].
+//!
+//! Fast, and nothing survives the process: a restart loses every request. Use the SQLite store
+//! when requests must outlive the process.
+//!
+//! # Layout
+//!
+//! One [`parking_lot::Mutex`] guards all state. The engine calls the store in batches, so the
+//! lock is taken once per batch, and every operation below is O(batch · log n) except
+//! [`Store::query`], which scans (see there). The state is:
+//!
+//! - a **slab** of requests in fixed-size chunks. Chunks never move once allocated, so growing
+//!   the store never copies requests (a hash map holding requests inline would move all of
+//!   them on every resize, under the lock), and a deleted request's slot is reused;
+//! - an **index** from request id (`u128`) to slot;
+//! - one **ready queue** per task: a binary heap of pending requests ordered by priority, then
+//!   by the order they became pending. Entries are deleted lazily: a cancelled request's entry
+//!   stays until it reaches the top (or a compaction), and is recognised as stale because its
+//!   slot no longer holds a pending request with that id;
+//! - the **scheduled** heap ordered by `run_at`, with the same lazy deletion;
+//! - **leases** (owner and expiry) of assigned and processing requests, in a side table, so that
+//!   finished requests — the bulk of a long-running store — carry no lease fields, and
+//!   heartbeats and the rescuer visit running requests only;
+//! - the **finished** list: terminal requests in the order of `completed_at`, which drives
+//!   retention and the throughput window;
+//! - the **idempotency** index, keyed by a hash of the key so that keys are not copied;
+//! - **metrics** kept incrementally: counts by status, a processing-time histogram and error
+//!   counts.
+//!
+//! Every state change goes through [`apply_transition`] or [`apply_claim`], as in every store.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use atmo_core::{
+    Applied, ApplyOutcome, Change, ClaimParams, Cursor, ErrorCount, InsertOutcome, LatencySummary, MetricsParams,
+    QueryPage, Request, RequestError, RequestId, RequestQuery, RequestStatus, RetentionParams, Store, StoreError,
+    StoreFuture, StoreMetrics, Timestamp, Transition, TransitionRejected, apply_claim, apply_transition,
+};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+/// Requests per slab chunk. A chunk of 1024 requests is a few hundred kilobytes: small enough
+/// that a new store is cheap, large enough that the chunk list stays short.
+const CHUNK: usize = 1024;
+
+/// Stale heap entries tolerated before a compaction (beyond one per live entry), so that a
+/// burst of cancellations of a task nobody claims does not grow its queue without bound.
+const COMPACT_SLACK: usize = 1024;
+
+/// Bits of a ready-queue key that hold the sequence number; the priority sits above them.
+const SEQ_BITS: u32 = 56;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+/// Slots are `u32` to keep index entries small; four billion requests at once is beyond any
+/// memory this store could have.
+const MAX_SLOTS: usize = u32::MAX as usize;
 
 /// Requests in memory: fast, nothing survives the process.
-#[derive(Debug, Default)]
-pub struct MemoryStore {}
+///
+/// See the [module documentation](self) for the layout. All operations complete within their
+/// first poll; the work is done when the returned future is first polled, so a future dropped
+/// unpolled has no effect.
+///
+/// Processing-time percentiles in [`Store::metrics`] cover every request completed since the
+/// store was created, including ones retention deleted later; the error counts likewise. The
+/// throughput window counts the finished requests still held.
+///
+/// ```
+/// use atmo_workers::store::MemoryStore;
+/// use atmo_workers::Store;
+/// let store = MemoryStore::new();
+/// assert_eq!(store.kind(), "memory");
+/// ```
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore { inner: Mutex::new(Inner::new()) }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("MemoryStore");
+        // `try_lock`: formatting must not deadlock when the caller already holds the lock or
+        // wait behind a long query.
+        match self.inner.try_lock() {
+            Some(inner) => d.field("requests", &inner.slab.len).field("by_status", &inner.counts),
+            None => d.field("requests", &"<locked>"),
+        };
+        d.finish()
+    }
+}
+
+// ===== impl Store =====
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock();
+            if inner.slab.len.saturating_add(requests.len()) > MAX_SLOTS {
+                return Err(StoreError::Backend(Box::new(Full)));
+            }
+            let mut outcomes = Vec::with_capacity(requests.len());
+            // Requests of one batch usually share one task `Arc`: remembering the last queue
+            // saves a string hash per request.
+            let mut last_queue: Option<(Arc<str>, usize)> = None;
+            for req in requests {
+                outcomes.push(inner.insert(req, &mut last_queue));
+            }
+            Ok(outcomes)
+        })
+    }
+
+    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Request>> {
+        Box::pin(async move { Ok(self.inner.lock().claim(&params)) })
+    }
+
+    fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock();
+            let outcomes = transitions.iter().map(|t| inner.apply_one(t)).collect();
+            inner.maybe_compact();
+            drop(inner);
+            // `transitions` (results, errors) is dropped here, after the lock is released.
+            Ok(outcomes)
+        })
+    }
+
+    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
+        Box::pin(async move { Ok(self.inner.lock().promote_scheduled(now, limit)) })
+    }
+
+    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
+        Box::pin(async move { Ok(self.inner.lock().next_scheduled()) })
+    }
+
+    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock();
+            let mut n = 0;
+            for lease in inner.leases.values_mut() {
+                if same_owner(&lease.owner, &owner) {
+                    lease.until = until;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock();
+            // Most overdue first, so a small `limit` rescues the oldest losses.
+            let mut due: Vec<(Timestamp, u32)> =
+                inner.leases.iter().filter(|(_, l)| l.until < now).map(|(&slot, l)| (l.until, slot)).collect();
+            due.sort_unstable();
+            due.truncate(limit);
+            Ok(inner.rescue_slots(due.into_iter().map(|(_, slot)| slot), "lease expired", now))
+        })
+    }
+
+    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock();
+            let mut slots: Vec<u32> =
+                inner.leases.iter().filter(|(_, l)| same_owner(&l.owner, &owner)).map(|(&slot, _)| slot).collect();
+            // Slot order is insertion order (modulo reuse): deterministic, unlike map order.
+            slots.sort_unstable();
+            Ok(inner.rescue_slots(slots.into_iter(), reason, now))
+        })
+    }
+
+    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>> {
+        Box::pin(async move {
+            let inner = self.inner.lock();
+            Ok(inner.index.get(&id.as_u128()).and_then(|&slot| inner.slab.get(slot)).cloned())
+        })
+    }
+
+    fn query(&self, query: RequestQuery) -> StoreFuture<'_, QueryPage> {
+        Box::pin(async move {
+            // Decode before locking: a bad cursor costs nothing.
+            let cursor = match query.pagination.cursor.as_deref().map(Cursor::decode).transpose() {
+                Ok(c) => c,
+                Err(e) => return Err(StoreError::Backend(Box::new(e))),
+            };
+            Ok(self.inner.lock().query(&query, cursor))
+        })
+    }
+
+    fn metrics(&self, params: MetricsParams) -> StoreFuture<'_, StoreMetrics> {
+        Box::pin(async move { Ok(self.inner.lock().metrics(&params)) })
+    }
+
+    fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let removed = self.inner.lock().delete_finished(&params);
+            // Dropped outside the lock: freeing parameters, results and histories is the
+            // expensive part of a deletion.
+            Ok(removed.len())
+        })
+    }
+}
+
+/// The store cannot hold more requests.
+#[derive(Debug, thiserror::Error)]
+#[error("the memory store holds its maximum of {MAX_SLOTS} requests; delete finished requests first")]
+struct Full;
+
+fn same_owner(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+// ===== Inner state =====
+
+struct Inner {
+    slab: Slab,
+    /// Request id → slot.
+    index: FxHashMap<u128, u32>,
+    /// Ready queues, one per task; `queue_of` maps a task id to its queue.
+    queues: Vec<BinaryHeap<ReadyItem>>,
+    queue_of: FxHashMap<Arc<str>, usize>,
+    /// Entries in all ready queues, live and stale (a live one per pending request).
+    ready_items: usize,
+    scheduled: BinaryHeap<Reverse<ScheduledItem>>,
+    /// Slot → lease, for assigned and processing requests.
+    leases: FxHashMap<u32, Lease>,
+    idempotency: Idempotency,
+    /// Terminal requests, ordered by `completed_at`.
+    finished: VecDeque<Finished>,
+    /// Next queue sequence number: FIFO within a priority.
+    seq: u64,
+    counts: [u64; 8],
+    /// Processing times of completed requests, in microseconds. `None` only if the histogram
+    /// could not be created, which its constant parameters rule out.
+    processing: Option<Histogram<u64>>,
+    /// Error code → occurrences and the latest message.
+    errors: FxHashMap<String, ErrorTally>,
+}
+
+/// A pending request in a ready queue. The derived order compares `key` first, which is unique.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct ReadyItem {
+    /// Priority in the top byte, then the complement of the sequence number, so that the
+    /// max-heap yields the highest priority and, within it, the lowest sequence number.
+    key: u64,
+    slot: u32,
+    /// Tells a live entry from a stale one whose slot was reused.
+    id: RequestId,
+}
+
+/// A scheduled request in the scheduled heap (a min-heap through `Reverse`).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct ScheduledItem {
+    run_at: Timestamp,
+    seq: u64,
+    slot: u32,
+    id: RequestId,
+}
+
+struct Lease {
+    owner: Arc<str>,
+    until: Timestamp,
+}
+
+struct Finished {
+    at: Timestamp,
+    slot: u32,
+}
+
+struct ErrorTally {
+    count: u64,
+    last_message: String,
+}
+
+fn ready_key(priority: u8, seq: u64) -> u64 {
+    (u64::from(priority) << SEQ_BITS) | (SEQ_MASK - (seq & SEQ_MASK))
+}
+
+/// When a scheduled request is due; one without `run_at` is due at once.
+fn due_at(r: &Request) -> Timestamp {
+    r.run_at.unwrap_or(Timestamp::EPOCH)
+}
+
+impl Inner {
+    fn new() -> Self {
+        Inner {
+            slab: Slab::default(),
+            index: FxHashMap::default(),
+            queues: Vec::new(),
+            queue_of: FxHashMap::default(),
+            ready_items: 0,
+            scheduled: BinaryHeap::new(),
+            leases: FxHashMap::default(),
+            idempotency: Idempotency::default(),
+            finished: VecDeque::new(),
+            seq: 0,
+            counts: [0; 8],
+            processing: Histogram::new(3).ok(),
+            errors: FxHashMap::default(),
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn queue_index(&mut self, task: &Arc<str>) -> usize {
+        if let Some(&q) = self.queue_of.get(&**task) {
+            return q;
+        }
+        self.queues.push(BinaryHeap::new());
+        let q = self.queues.len() - 1;
+        self.queue_of.insert(task.clone(), q);
+        q
+    }
+
+    fn push_ready(&mut self, queue: usize, priority: u8, slot: u32, id: RequestId) {
+        let key = ready_key(priority, self.next_seq());
+        if let Some(heap) = self.queues.get_mut(queue) {
+            heap.push(ReadyItem { key, slot, id });
+            self.ready_items += 1;
+        }
+    }
+
+    fn push_scheduled(&mut self, run_at: Timestamp, slot: u32, id: RequestId) {
+        let seq = self.next_seq();
+        self.scheduled.push(Reverse(ScheduledItem { run_at, seq, slot, id }));
+    }
+
+    fn push_finished(&mut self, at: Timestamp, slot: u32) {
+        // Callers' clocks are nearly but not strictly monotonic; keeping the list sorted keeps
+        // retention and the window exact. Out-of-order arrivals land near the back.
+        if self.finished.back().is_none_or(|b| b.at <= at) {
+            self.finished.push_back(Finished { at, slot });
+        } else {
+            let pos = self.finished.partition_point(|f| f.at <= at);
+            self.finished.insert(pos, Finished { at, slot });
+        }
+    }
+
+    fn record_error(&mut self, e: &RequestError) {
+        // Look up by `&str` first: an existing code costs no allocation.
+        if let Some(t) = self.errors.get_mut(e.code.as_str()) {
+            t.count += 1;
+            if t.last_message != e.message {
+                t.last_message.clone_from(&e.message);
+            }
+        } else {
+            self.errors.insert(e.code.clone(), ErrorTally { count: 1, last_message: e.message.clone() });
+        }
+    }
+
+    // ===== insert =====
+
+    fn insert(&mut self, req: Request, last_queue: &mut Option<(Arc<str>, usize)>) -> InsertOutcome {
+        let id = req.request_id;
+        let key_hash = req.idempotency_key.as_deref().map(|k| self.idempotency.hash(k));
+        if let (Some(key), Some(hash)) = (req.idempotency_key.as_deref(), key_hash)
+            && let Some(existing) = self.idempotency.find(hash, key, &self.slab)
+        {
+            return InsertOutcome::Duplicate(existing);
+        }
+        let status = req.status;
+        let priority = req.priority;
+        let due = due_at(&req);
+        let completed = req.completed_at.unwrap_or(req.updated_at);
+        let queue = match last_queue {
+            Some((task, q)) if Arc::ptr_eq(task, &req.task_id) => *q,
+            _ if status == RequestStatus::Pending => {
+                let q = self.queue_index(&req.task_id);
+                *last_queue = Some((req.task_id.clone(), q));
+                q
+            }
+            _ => usize::MAX,
+        };
+        // Re-inserting an id (a client retrying a batch that did reach the store) must not
+        // create a second copy: it names the stored request, like an idempotency key.
+        let Entry::Vacant(vacant) = self.index.entry(id.as_u128()) else {
+            return InsertOutcome::Duplicate(id);
+        };
+        let slot = self.slab.insert(req);
+        vacant.insert(slot);
+        if let Some(hash) = key_hash {
+            // The key is read back from the stored request: it is copied only on a collision.
+            let key = self.slab.get(slot).and_then(|r| r.idempotency_key.as_deref()).unwrap_or_default();
+            self.idempotency.insert(hash, key, slot);
+        }
+        self.counts[status as usize] += 1;
+        match status {
+            RequestStatus::Pending => self.push_ready(queue, priority, slot, id),
+            RequestStatus::Scheduled => self.push_scheduled(due, slot, id),
+            // Requests are submitted pending or scheduled; a running one (an import) has no
+            // live worker here, so it gets an expired lease and the rescuer returns it.
+            RequestStatus::Assigned | RequestStatus::Processing => {
+                self.leases.insert(slot, Lease { owner: Arc::from(""), until: Timestamp::EPOCH });
+            }
+            _ => self.push_finished(completed, slot),
+        }
+        InsertOutcome::Inserted(id)
+    }
+
+    // ===== claim =====
+
+    fn claim(&mut self, p: &ClaimParams) -> Vec<Request> {
+        if p.limit == 0 {
+            return Vec::new();
+        }
+        let mut queues: Vec<usize> = p.task_ids.iter().filter_map(|t| self.queue_of.get(&**t).copied()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let pending = usize::try_from(self.counts[RequestStatus::Pending as usize]).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(p.limit.min(pending));
+        while out.len() < p.limit {
+            // The best live head among the bank's tasks.
+            let mut best: Option<(u64, usize)> = None;
+            for &q in &queues {
+                let Some(heap) = self.queues.get_mut(q) else { continue };
+                while let Some(top) = heap.peek() {
+                    if self.slab.is_pending(top.slot, top.id) {
+                        if best.is_none_or(|(k, _)| top.key > k) {
+                            best = Some((top.key, q));
+                        }
+                        break;
+                    }
+                    heap.pop();
+                    self.ready_items -= 1;
+                }
+            }
+            let Some((_, q)) = best else { break };
+            let Some(item) = self.queues.get_mut(q).and_then(BinaryHeap::pop) else { break };
+            self.ready_items -= 1;
+            let Some(req) = self.slab.get_mut(item.slot) else { continue };
+            if apply_claim(req, &p.bank_id, p.now).is_err() {
+                // Unreachable: the head was checked to be pending.
+                continue;
+            }
+            out.push(req.clone());
+            self.counts[RequestStatus::Pending as usize] -= 1;
+            self.counts[RequestStatus::Assigned as usize] += 1;
+            self.leases.insert(item.slot, Lease { owner: p.owner.clone(), until: p.lease_until });
+        }
+        out
+    }
+
+    // ===== transitions =====
+
+    fn apply_one(&mut self, t: &Transition) -> ApplyOutcome {
+        let Some(&slot) = self.index.get(&t.id().as_u128()) else {
+            return Err(TransitionRejected::NotFound);
+        };
+        let from = self.apply_at(slot, t)?;
+        let r = self.slab.get(slot).ok_or(TransitionRejected::NotFound)?;
+        Ok(Applied {
+            id: r.request_id,
+            from,
+            to: r.status,
+            attempt: r.attempts,
+            task_id: r.task_id.clone(),
+            bank_id: r.bank_id.clone(),
+            worker_id: r.worker_id.clone(),
+            started_at: r.started_at,
+        })
+    }
+
+    /// Applies `t` to the request in `slot` and brings every index in line with its new status.
+    fn apply_at(&mut self, slot: u32, t: &Transition) -> Result<RequestStatus, TransitionRejected> {
+        let req = self.slab.get_mut(slot).ok_or(TransitionRejected::NotFound)?;
+        let from = apply_transition(req, t)?;
+        let to = req.status;
+        if from == to {
+            return Ok(from);
+        }
+        let (id, priority, due) = (req.request_id, req.priority, due_at(req));
+        let finished_at = req.completed_at.unwrap_or(t.at());
+        let processing_us = match (req.started_at, req.completed_at) {
+            (Some(s), Some(c)) if to == RequestStatus::Completed => Some(c.as_micros().saturating_sub(s.as_micros())),
+            _ => None,
+        };
+        let task = (to == RequestStatus::Pending).then(|| req.task_id.clone());
+
+        self.counts[from as usize] -= 1;
+        self.counts[to as usize] += 1;
+        if from.is_running() && !to.is_running() {
+            self.leases.remove(&slot);
+        }
+        // Leaving pending or scheduled other than through a claim or promotion (a cancel, a
+        // direct promote) leaves a stale heap entry behind; `maybe_compact` bounds those.
+        match to {
+            RequestStatus::Pending => {
+                if let Some(task) = task {
+                    let q = self.queue_index(&task);
+                    self.push_ready(q, priority, slot, id);
+                }
+            }
+            RequestStatus::Scheduled => self.push_scheduled(due, slot, id),
+            s if s.is_terminal() => self.push_finished(finished_at, slot),
+            _ => {}
+        }
+        if let Some(us) = processing_us
+            && let Some(h) = &mut self.processing
+        {
+            h.saturating_record(u64::try_from(us).unwrap_or(0));
+        }
+        if let Change::Fail { error } | Change::TimeOut { error } | Change::Retry { error, .. } = t.change() {
+            self.record_error(error);
+        }
+        Ok(from)
+    }
+
+    fn rescue_slots(&mut self, slots: impl Iterator<Item = u32>, reason: &'static str, now: Timestamp) -> Vec<RequestId> {
+        let mut out = Vec::new();
+        for slot in slots {
+            let Some(r) = self.slab.get(slot) else { continue };
+            let id = r.request_id;
+            let t = Transition::rescue(id, r.attempts, reason, now);
+            if self.apply_at(slot, &t).is_ok() {
+                out.push(id);
+            } else {
+                // A lease on a request that is not running would be rescued forever.
+                self.leases.remove(&slot);
+            }
+        }
+        out
+    }
+
+    /// Rebuilds the heaps without their stale entries once those outnumber the live ones.
+    fn maybe_compact(&mut self) {
+        let pending = usize::try_from(self.counts[RequestStatus::Pending as usize]).unwrap_or(usize::MAX);
+        if self.ready_items > pending.saturating_mul(2).saturating_add(COMPACT_SLACK) {
+            let slab = &self.slab;
+            self.ready_items = 0;
+            for heap in &mut self.queues {
+                heap.retain(|i| slab.is_pending(i.slot, i.id));
+                self.ready_items += heap.len();
+            }
+        }
+        let scheduled = usize::try_from(self.counts[RequestStatus::Scheduled as usize]).unwrap_or(usize::MAX);
+        if self.scheduled.len() > scheduled.saturating_mul(2).saturating_add(COMPACT_SLACK) {
+            let slab = &self.slab;
+            self.scheduled.retain(|Reverse(i)| slab.is_scheduled(i));
+        }
+    }
+
+    // ===== schedule =====
+
+    fn promote_scheduled(&mut self, now: Timestamp, limit: usize) -> Vec<RequestId> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(Reverse(top)) = self.scheduled.peek() else { break };
+            let live = self.slab.is_scheduled(top);
+            if live && top.run_at > now {
+                break;
+            }
+            let Some(Reverse(item)) = self.scheduled.pop() else { break };
+            if !live {
+                continue;
+            }
+            let Some(r) = self.slab.get(item.slot) else { continue };
+            let t = Transition::promote(item.id, r.attempts, now);
+            if self.apply_at(item.slot, &t).is_ok() {
+                out.push(item.id);
+            }
+        }
+        out
+    }
+
+    fn next_scheduled(&mut self) -> Option<Timestamp> {
+        while let Some(Reverse(top)) = self.scheduled.peek() {
+            if self.slab.is_scheduled(top) {
+                return Some(top.run_at);
+            }
+            self.scheduled.pop();
+        }
+        None
+    }
+
+    // ===== query =====
+
+    fn query(&self, q: &RequestQuery, cursor: Option<Cursor>) -> QueryPage {
+        // The same page `RequestQuery::paginate` computes, over references: sorting and
+        // cloning every matching request just to return one page would cost a copy of the
+        // store per query. Only the page is sorted (after a selection) and cloned.
+        let mut matching: Vec<&Request> = self.slab.iter().filter(|r| q.matches(r)).collect();
+        let total = matching.len();
+        let page = q.page_size();
+        let cmp = |a: &&Request, b: &&Request| q.compare(a, b);
+        let (start, end) = match cursor {
+            Some(c) => {
+                matching.retain(|r| q.is_after(&c, r));
+                let start = total - matching.len();
+                let n = page.min(matching.len());
+                smallest_sorted(&mut matching, n, cmp);
+                (start, start + n)
+            }
+            None => {
+                let start = q.pagination.offset.min(total);
+                let end = start.saturating_add(page).min(total);
+                smallest_sorted(&mut matching, end, cmp);
+                matching.drain(..start);
+                (start, end)
+            }
+        };
+        let next_cursor = match matching.last() {
+            Some(last) if end < total && end > start => Some(q.cursor_after(last).encode()),
+            _ => None,
+        };
+        QueryPage { requests: matching.into_iter().cloned().collect(), total, next_cursor }
+    }
+
+    // ===== metrics =====
+
+    fn metrics(&self, p: &MetricsParams) -> StoreMetrics {
+        let processing = match &self.processing {
+            Some(h) if !h.is_empty() => {
+                let ms = |us: u64| us as f64 / 1000.0;
+                LatencySummary {
+                    count: h.len(),
+                    mean_ms: h.mean() / 1000.0,
+                    p50_ms: ms(h.value_at_quantile(0.50)),
+                    p95_ms: ms(h.value_at_quantile(0.95)),
+                    p99_ms: ms(h.value_at_quantile(0.99)),
+                    max_ms: ms(h.max()),
+                }
+            }
+            _ => LatencySummary::default(),
+        };
+        let before_window = self.finished.partition_point(|f| f.at < p.window_start);
+        let mut top: Vec<(&String, &ErrorTally)> = self.errors.iter().collect();
+        // Ties by code, so the order does not depend on hash-map iteration.
+        top.sort_unstable_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
+        top.truncate(p.top_errors);
+        StoreMetrics {
+            by_status: self.counts,
+            processing,
+            finished_in_window: (self.finished.len() - before_window) as u64,
+            top_errors: top
+                .into_iter()
+                .map(|(code, t)| ErrorCount { code: code.clone(), count: t.count, last_message: t.last_message.clone() })
+                .collect(),
+        }
+    }
+
+    // ===== retention =====
+
+    /// Removes what retention allows and returns the removed requests, for the caller to drop
+    /// outside the lock.
+    fn delete_finished(&mut self, p: &RetentionParams) -> Vec<Request> {
+        let mut removed = Vec::new();
+        while removed.len() < p.batch_limit {
+            let Some(front) = self.finished.front() else { break };
+            let over_count = p.max_finished.is_some_and(|max| self.finished.len() > max);
+            if !over_count && front.at >= p.finished_before {
+                break;
+            }
+            let slot = front.slot;
+            self.finished.pop_front();
+            let Some(req) = self.slab.remove(slot) else { continue };
+            self.index.remove(&req.request_id.as_u128());
+            if let Some(key) = req.idempotency_key.as_deref() {
+                self.idempotency.remove(key, slot);
+            }
+            self.counts[req.status as usize] -= 1;
+            removed.push(req);
+        }
+        // Maps never shrink by themselves; after a large sweep give the memory back (a rehash
+        // of the small index, not of the requests).
+        if self.index.capacity() > self.index.len().saturating_mul(4).saturating_add(4096) {
+            self.index.shrink_to(self.index.len().saturating_mul(2));
+        }
+        if self.finished.capacity() > self.finished.len().saturating_mul(4).saturating_add(4096) {
+            self.finished.shrink_to(self.finished.len().saturating_mul(2));
+        }
+        removed
+    }
+}
+
+/// Leaves the `n` smallest of `v` (by `cmp`) in `v`, sorted: a selection, then a sort of the
+/// page only.
+fn smallest_sorted<T>(v: &mut Vec<T>, n: usize, mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering) {
+    if n == 0 {
+        v.clear();
+        return;
+    }
+    if n < v.len() {
+        v.select_nth_unstable_by(n - 1, &mut cmp);
+        v.truncate(n);
+    }
+    v.sort_unstable_by(cmp);
+}
+
+// ===== Slab =====
+
+/// Requests in chunks of [`CHUNK`] that never move; free slots are reused.
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Vec<Option<Request>>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slab {
+    /// Stores `r`. The caller ensures fewer than [`MAX_SLOTS`] requests are held.
+    fn insert(&mut self, r: Request) -> u32 {
+        self.len += 1;
+        if let Some(slot) = self.free.pop()
+            && let Some(s) = self.slot_mut(slot)
+        {
+            *s = Some(r);
+            return slot;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            // Exactly one chunk's capacity: pushes below never reallocate, so requests never move.
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let chunk_index = self.chunks.len() - 1;
+        let mut slot = 0;
+        if let Some(chunk) = self.chunks.last_mut() {
+            slot = (chunk_index * CHUNK + chunk.len()) as u32;
+            chunk.push(Some(r));
+        }
+        slot
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<Request>> {
+        let slot = slot as usize;
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    }
+
+    fn get(&self, slot: u32) -> Option<&Request> {
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut Request> {
+        self.slot_mut(slot)?.as_mut()
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<Request> {
+        let r = self.slot_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(r)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Request> {
+        self.chunks.iter().flatten().flatten()
+    }
+
+    /// Whether a ready-queue entry is live.
+    fn is_pending(&self, slot: u32, id: RequestId) -> bool {
+        self.get(slot).is_some_and(|r| r.request_id == id && r.status == RequestStatus::Pending)
+    }
+
+    /// Whether a scheduled-heap entry is live. `run_at` must match too: a request promoted
+    /// directly and later retried has an old entry with an earlier time.
+    fn is_scheduled(&self, i: &ScheduledItem) -> bool {
+        self.get(i.slot)
+            .is_some_and(|r| r.request_id == i.id && r.status == RequestStatus::Scheduled && due_at(r) == i.run_at)
+    }
+}
+
+// ===== Idempotency =====
+
+/// Idempotency key → slot, without copying keys: the map is keyed by the key's 64-bit hash and
+/// a hit is confirmed against the stored request's key. The rare second key with the same hash
+/// goes to `collisions`, which does hold a copy.
+///
+/// Keys come from clients, so the hash is seeded per store (SipHash): nobody can precompute
+/// colliding keys to degrade it.
+#[derive(Default)]
+struct Idempotency {
+    hasher: RandomState,
+    by_hash: FxHashMap<u64, u32>,
+    collisions: FxHashMap<Box<str>, u32>,
+}
+
+impl Idempotency {
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, hash: u64, key: &str, slab: &Slab) -> Option<RequestId> {
+        let slot_key = |slot: u32| slab.get(slot).filter(|r| r.idempotency_key.as_deref() == Some(key));
+        if let Some(r) = self.by_hash.get(&hash).and_then(|&s| slot_key(s)) {
+            return Some(r.request_id);
+        }
+        if self.collisions.is_empty() {
+            return None;
+        }
+        self.collisions.get(key).and_then(|&s| slot_key(s)).map(|r| r.request_id)
+    }
+
+    fn insert(&mut self, hash: u64, key: &str, slot: u32) {
+        match self.by_hash.entry(hash) {
+            Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+            Entry::Occupied(_) => {
+                self.collisions.insert(key.into(), slot);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str, slot: u32) {
+        let hash = self.hash(key);
+        if self.by_hash.get(&hash) == Some(&slot) {
+            self.by_hash.remove(&hash);
+        } else if self.collisions.get(key) == Some(&slot) {
+            self.collisions.remove(key);
+        }
+    }
+}

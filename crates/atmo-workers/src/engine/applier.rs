@@ -1,0 +1,240 @@
+//! The applier: turns what workers report into transitions, in batches, and enforces timeouts.
+//!
+//! One task owns the timeout set, so deadlines need no lock. Each batch of worker messages
+//! becomes one `Store::apply` call.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use atmo_core::{
+    ErrorCategory, EventKind, Progress, RequestError, RequestId, RequestStatus, TaskError, Timestamp, Transition,
+};
+use tokio::sync::mpsc;
+
+use super::Inner;
+use super::executor::{Outcome, WorkerMsg};
+
+type Deadlines = BTreeSet<(Timestamp, u128, u32)>;
+
+enum Meta {
+    Start,
+    Finish { bank: u32, processing_micros: u64 },
+    Progress,
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut deadlines = Deadlines::new();
+    loop {
+        let next = deadlines.first().map(|d| d.0);
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep(t.saturating_since(inner.clock.now())).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            n = rx.recv_many(&mut buf, 4096) => {
+                if n == 0 {
+                    break;
+                }
+                let batch: Vec<WorkerMsg> = std::mem::take(&mut buf);
+                buf = Vec::with_capacity(4096);
+                process(&inner, batch, &mut deadlines).await;
+            }
+            () = sleep => fire_timeouts(&inner, &mut deadlines).await,
+            () = inner.shutdown.cancelled() => {
+                // Apply what is already reported before stopping.
+                while let Ok(msg) = rx.try_recv() {
+                    buf.push(msg);
+                }
+                let batch = std::mem::take(&mut buf);
+                process(&inner, batch, &mut deadlines).await;
+                break;
+            }
+        }
+    }
+}
+
+/// Decides retry or failure for a failed attempt.
+fn decide(
+    inner: &Inner,
+    id: RequestId,
+    attempt: u32,
+    error: TaskError,
+    policy: &atmo_core::RetryPolicy,
+    action_retryable: bool,
+    now: Timestamp,
+    timed_out: bool,
+) -> Transition {
+    let retry = policy.should_retry(attempt, error.category, error.retryable, action_retryable);
+    let delay = error.retry_after;
+    let recorded = RequestError::from_task_error(error, retry, attempt, now);
+    if retry {
+        let backoff = delay.unwrap_or_else(|| policy.backoff(attempt, fastrand::f64()));
+        Transition::retry(id, attempt, recorded, now + backoff, now)
+    } else if timed_out {
+        Transition::time_out(id, attempt, recorded, now)
+    } else {
+        let _ = inner;
+        Transition::fail(id, attempt, recorded, now)
+    }
+}
+
+async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Deadlines) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut transitions = Vec::with_capacity(batch.len());
+    let mut metas = Vec::with_capacity(batch.len());
+    let mut finishes: Vec<(RequestId, u32)> = Vec::new();
+    let banks = inner.banks.read().clone();
+    for msg in batch {
+        let now = inner.clock.now();
+        match msg {
+            WorkerMsg::Started { id, attempt, bank, worker } => {
+                let Some(b) = banks.get(bank as usize) else { continue };
+                b.activity.record_start(worker as usize, id, now);
+                let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
+                transitions.push(Transition::start(id, attempt, worker_id, now));
+                metas.push(Meta::Start);
+            }
+            WorkerMsg::Finished { id, attempt, bank, worker, outcome, elapsed } => {
+                let success = matches!(outcome, Outcome::Completed(_));
+                if let Some(b) = banks.get(bank as usize) {
+                    b.activity.record_finish(worker as usize, elapsed, success, now);
+                }
+                finishes.push((id, attempt));
+                let policy = inner.running.with(id, |e| {
+                    e.filter(|e| e.attempt == attempt).map(|e| (e.policy.clone(), e.action_retryable))
+                });
+                let Some((policy, retryable)) = policy else {
+                    // The attempt was cancelled, timed out or rescued meanwhile: its late
+                    // result is discarded.
+                    tracing::debug!(request_id = %id, attempt, "discarding the late result of a finished attempt");
+                    continue;
+                };
+                let t = match outcome {
+                    Outcome::Completed(v) => Transition::complete(id, attempt, Arc::new(v), now),
+                    Outcome::Failed(e) => decide(inner, id, attempt, e, &policy, retryable, now, false),
+                    Outcome::Panicked(message) => {
+                        if let Some(b) = banks.get(bank as usize) {
+                            let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
+                            inner.events.emit_with(|| EventKind::WorkerError {
+                                worker_id,
+                                message: format!("handler panicked: {message}"),
+                            });
+                        }
+                        let e = TaskError::system("HANDLER_PANIC", format!("the handler panicked: {message}"));
+                        decide(inner, id, attempt, e, &policy, retryable, now, false)
+                    }
+                    Outcome::WorkerLost(message) => {
+                        let e = TaskError::system("WORKER_LOST", message).with_category(ErrorCategory::System);
+                        decide(inner, id, attempt, e, &policy, retryable, now, false)
+                    }
+                };
+                transitions.push(t);
+                metas.push(Meta::Finish {
+                    bank,
+                    processing_micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                });
+            }
+            WorkerMsg::Skipped { bank, worker } => {
+                if let Some(b) = banks.get(bank as usize) {
+                    b.activity.record_dropped(worker as usize);
+                }
+            }
+            WorkerMsg::Progress { id, attempt, percent, message, at } => {
+                transitions.push(Transition::progress(id, attempt, Progress { percent, message, at: at.unwrap_or(now) }));
+                metas.push(Meta::Progress);
+            }
+        }
+    }
+    let ids: Vec<(RequestId, u32)> = transitions.iter().map(|t| (t.id(), 0)).collect();
+    let outcomes = match inner.commit(transitions).await {
+        Ok(o) => o,
+        Err(e) => {
+            // The store failed: the attempts stay where they are; leases expire and the
+            // rescuer returns them, so nothing is lost.
+            tracing::error!(error = %e, "store failed while applying worker outcomes");
+            return;
+        }
+    };
+    for ((outcome, meta), (id, _)) in outcomes.into_iter().zip(metas).zip(ids) {
+        match (outcome, meta) {
+            (Ok(applied), Meta::Start) => {
+                let now = inner.clock.now();
+                inner.running.with(id, |e| {
+                    if let Some(e) = e.filter(|e| e.attempt == applied.attempt) {
+                        let deadline = now + e.timeout;
+                        e.deadline = Some(deadline);
+                        deadlines.insert((deadline, id.as_u128(), applied.attempt));
+                    }
+                });
+            }
+            (Ok(applied), Meta::Finish { bank, processing_micros }) => {
+                if let Some(b) = banks.get(bank as usize) {
+                    b.record_result(applied.to == RequestStatus::Completed, processing_micros);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Whatever happened in the store, a finished attempt no longer holds its worker's slot.
+    for (id, attempt) in finishes {
+        if let Some(entry) = inner.running.remove_attempt(id, attempt) {
+            if let Some(d) = entry.deadline {
+                deadlines.remove(&(d, id.as_u128(), attempt));
+            }
+            if let Some(b) = banks.get(entry.bank as usize) {
+                b.release(1);
+            }
+            inner.dispatch_wake.notify_one();
+        }
+    }
+}
+
+async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
+    let now = inner.clock.now();
+    let mut transitions = Vec::new();
+    while let Some(&(deadline, raw, attempt)) = deadlines.first() {
+        if deadline > now {
+            break;
+        }
+        deadlines.pop_first();
+        let id = RequestId::from_u128(raw);
+        let info = inner.running.with(id, |e| {
+            e.filter(|e| e.attempt == attempt && e.deadline == Some(deadline))
+                .map(|e| (e.policy.clone(), e.action_retryable, e.timeout))
+        });
+        let Some((policy, retryable, timeout)) = info else { continue };
+        let error = TaskError::new("TIMEOUT", format!("the attempt exceeded its timeout of {} ms", timeout.as_millis()))
+            .with_category(ErrorCategory::Timeout);
+        transitions.push((decide(inner, id, attempt, error, &policy, retryable, now, true), attempt));
+    }
+    if transitions.is_empty() {
+        return;
+    }
+    let ids: Vec<(RequestId, u32)> = transitions.iter().map(|(t, a)| (t.id(), *a)).collect();
+    let outcomes = match inner.commit(transitions.into_iter().map(|(t, _)| t).collect()).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "store failed while applying timeouts");
+            return;
+        }
+    };
+    for (outcome, (id, attempt)) in outcomes.into_iter().zip(ids) {
+        if outcome.is_ok() {
+            // Stop the handler; the worker's late result will be discarded.
+            if let Some(entry) = inner.running.remove_attempt(id, attempt) {
+                entry.token.cancel();
+                if let Some(b) = inner.bank(entry.bank) {
+                    b.release(1);
+                    b.record_result(false, 0);
+                }
+                inner.dispatch_wake.notify_one();
+            }
+        }
+    }
+}

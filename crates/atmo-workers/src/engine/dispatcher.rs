@@ -1,0 +1,125 @@
+//! The dispatcher: claims ready requests for banks with spare capacity and hands them to
+//! workers.
+//!
+//! Banks are served in order of the original package's score (spare capacity, proficiency,
+//! success rate), so when several banks can run a task, the best-placed one claims first.
+//! Within a bank, the least-loaded worker (per the activity tracer) gets each request.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use atmo_core::{CancellationToken, ClaimParams, EventKind, RequestStatus};
+
+use super::Inner;
+use super::executor::Job;
+use super::running::RunningEntry;
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            () = inner.dispatch_wake.notified() => {}
+            () = inner.shutdown.cancelled() => break,
+        }
+        // Keep going while rounds make progress: more may be waiting than one claim takes.
+        while round(&inner).await > 0 {
+            if inner.shutdown.is_cancelled() {
+                return;
+            }
+        }
+    }
+}
+
+async fn round(inner: &Arc<Inner>) -> usize {
+    if !inner.dispatching.load(Ordering::Acquire) {
+        return 0;
+    }
+    let mut banks = inner.banks.read().clone();
+    banks.retain(|b| b.status() == atmo_core::BankStatus::Active && b.spare() > 0);
+    banks.sort_by(|a, b| b.score().total_cmp(&a.score()));
+    let mut total = 0;
+    for bank in banks {
+        let limit = bank.spare().min(inner.config.claim_batch);
+        if limit == 0 {
+            continue;
+        }
+        // Reserve the capacity before the claim so a concurrent release cannot over-admit.
+        bank.in_flight.fetch_add(limit, Ordering::AcqRel);
+        let now = inner.clock.now();
+        let params = ClaimParams {
+            bank_id: bank.id.clone(),
+            task_ids: bank.task_ids.clone(),
+            limit,
+            owner: inner.node_id.clone(),
+            now,
+            lease_until: now + inner.config.lease_duration,
+        };
+        let claimed = match inner.store.claim(params).await {
+            Ok(c) => c,
+            Err(e) => {
+                bank.release(limit);
+                tracing::error!(bank = %bank.id, error = %e, "claim failed");
+                continue;
+            }
+        };
+        bank.release(limit - claimed.len().min(limit));
+        if claimed.is_empty() {
+            continue;
+        }
+        total += claimed.len();
+        let events_on = inner.events.active();
+        let registry = inner.registry.read();
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for req in claimed {
+            let entry = registry.tasks.get(&*req.task_id);
+            let timeout = req.timeout.or(entry.map(|e| e.timeout)).unwrap_or(atmo_core::manifest::DEFAULT_TIMEOUT);
+            let policy = match (&req.retry, entry) {
+                (Some(p), _) => Arc::new((**p).clone()),
+                (None, Some(e)) => e.policy.clone(),
+                (None, None) => Arc::new(atmo_core::RetryPolicy::default()),
+            };
+            let token = CancellationToken::new();
+            let worker = bank.activity.least_loaded_worker().unwrap_or(0);
+            inner.running.insert(
+                req.request_id,
+                RunningEntry {
+                    attempt: req.attempts,
+                    token: token.clone(),
+                    bank: bank.index,
+                    timeout,
+                    policy,
+                    action_retryable: entry.is_none_or(|e| e.retryable),
+                    deadline: None,
+                },
+            );
+            bank.activity.record_dispatch(worker);
+            if events_on {
+                inner.events.emit(EventKind::RequestStatusChanged {
+                    request_id: req.request_id,
+                    from: Some(RequestStatus::Pending),
+                    to: RequestStatus::Assigned,
+                    attempt: req.attempts,
+                });
+                inner.events.emit(EventKind::RequestAssigned {
+                    request_id: req.request_id,
+                    bank_id: bank.id.clone(),
+                    attempt: req.attempts,
+                });
+            }
+            jobs.push(Job {
+                request_id: req.request_id,
+                attempt: req.attempts,
+                task_id: req.task_id.clone(),
+                parameters: req.parameters.clone(),
+                cancel: token,
+                timeout,
+                worker,
+                bank: bank.index,
+            });
+        }
+        drop(registry);
+        for job in jobs {
+            bank.executor.dispatch(job);
+        }
+    }
+    total
+}

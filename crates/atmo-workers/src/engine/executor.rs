@@ -1,0 +1,113 @@
+//! The executor boundary: how a claimed request reaches a worker, and how its outcome comes back.
+//!
+//! Every executor (threads, async tasks, processes, web workers, mocks) receives [`Job`]s and
+//! reports through a [`Reporter`] with the same vocabulary: started, finished with an
+//! [`Outcome`], progress, skipped. The lifecycle logic (timeouts, retries, events) lives once,
+//! in the engine, on the other side of the reporter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmo_core::{CancellationToken, ProgressSink, RequestId, TaskError, Timestamp};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// One attempt of one request, handed to a worker.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The request.
+    pub request_id: RequestId,
+    /// The attempt (1-based).
+    pub attempt: u32,
+    /// The task.
+    pub task_id: Arc<str>,
+    /// Validated parameters.
+    pub parameters: Arc<Value>,
+    /// Cancelled on timeout, cancel or shutdown.
+    pub cancel: CancellationToken,
+    /// The attempt's timeout (the engine enforces it; executors may pass it on as a deadline).
+    pub timeout: Duration,
+    /// Index of the worker in its bank that should run it.
+    pub worker: usize,
+    /// Index of the bank in the engine (used by the reporter).
+    pub(crate) bank: u32,
+}
+
+/// How an attempt ended, as the worker saw it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handler returned a result.
+    Completed(Value),
+    /// The handler returned an error.
+    Failed(TaskError),
+    /// The handler panicked (a `system` failure; the worker lives on).
+    Panicked(String),
+    /// The worker died holding the request (a crashed process).
+    WorkerLost(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    Started { id: RequestId, attempt: u32, bank: u32, worker: u32 },
+    Finished { id: RequestId, attempt: u32, bank: u32, worker: u32, outcome: Outcome, elapsed: Duration },
+    Skipped { bank: u32, worker: u32 },
+    Progress { id: RequestId, attempt: u32, percent: f32, message: Option<String>, at: Option<Timestamp> },
+}
+
+/// Where executors report what their workers do. Cheap to clone; usable from any thread.
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
+}
+
+impl Reporter {
+    /// The worker started the job.
+    pub fn started(&self, job: &Job) {
+        self.send(WorkerMsg::Started { id: job.request_id, attempt: job.attempt, bank: job.bank, worker: worker_u32(job.worker) });
+    }
+
+    /// The job ended.
+    pub fn finished(&self, job: &Job, outcome: Outcome, elapsed: Duration) {
+        self.send(WorkerMsg::Finished {
+            id: job.request_id,
+            attempt: job.attempt,
+            bank: job.bank,
+            worker: worker_u32(job.worker),
+            outcome,
+            elapsed,
+        });
+    }
+
+    /// The job was dropped before it started (it was cancelled while queued at the worker).
+    pub fn skipped(&self, job: &Job) {
+        self.send(WorkerMsg::Skipped { bank: job.bank, worker: worker_u32(job.worker) });
+    }
+
+    fn send(&self, msg: WorkerMsg) {
+        // Fails only when the engine is gone, and then nobody is left to tell.
+        let _ = self.tx.send(msg);
+    }
+}
+
+impl ProgressSink for Reporter {
+    fn report(&self, request: RequestId, attempt: u32, percent: f32, message: Option<String>) {
+        self.send(WorkerMsg::Progress { id: request, attempt, percent, message, at: None });
+    }
+}
+
+fn worker_u32(w: usize) -> u32 {
+    u32::try_from(w).unwrap_or(u32::MAX)
+}
+
+/// Runs jobs on workers. Implemented by the thread/async executor here and by process and web
+/// worker executors.
+pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
+    /// A short name (`"thread"`, `"process"`).
+    fn kind(&self) -> &'static str;
+
+    /// Hands a job to worker `job.worker`. Must not block.
+    fn dispatch(&self, job: Job);
+
+    /// Stops the workers once they have finished what they hold; returns when they have.
+    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()>;
+}

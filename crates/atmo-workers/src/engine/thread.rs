@@ -1,0 +1,189 @@
+//! The thread/async executor: synchronous handlers on the bank's own OS threads, asynchronous
+//! handlers as tokio tasks.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use atmo_core::{EventKind, Handler, Handlers, Resources, TaskContext, TaskError};
+use crossbeam_channel::{Receiver, Sender};
+use futures::FutureExt;
+use parking_lot::Mutex;
+
+use super::executor::{Executor, Job, Outcome, Reporter};
+use crate::events::EventBus;
+
+/// Everything a worker needs to run a job.
+#[derive(Debug)]
+pub(crate) struct WorkerEnv {
+    pub(crate) bank_id: Arc<str>,
+    pub(crate) worker_ids: Vec<Arc<str>>,
+    pub(crate) handlers: Handlers,
+    pub(crate) resources: Arc<Resources>,
+    pub(crate) reporter: Reporter,
+    pub(crate) events: Arc<EventBus>,
+}
+
+impl WorkerEnv {
+    fn context(&self, job: &Job) -> TaskContext {
+        TaskContext::new(
+            job.request_id,
+            job.task_id.clone(),
+            job.attempt,
+            self.bank_id.clone(),
+            self.worker_ids.get(job.worker).cloned().unwrap_or_else(|| self.bank_id.clone()),
+            None,
+            job.cancel.clone(),
+            self.resources.clone(),
+            Arc::new(self.reporter.clone()),
+        )
+    }
+
+    fn worker_id(&self, idx: usize) -> Arc<str> {
+        self.worker_ids.get(idx).cloned().unwrap_or_else(|| self.bank_id.clone())
+    }
+}
+
+/// N OS threads, each with its own queue (the engine picks the least-loaded worker), plus tokio
+/// tasks for async handlers.
+#[derive(Debug)]
+pub(crate) struct ThreadExecutor {
+    env: Arc<WorkerEnv>,
+    // `None` tells a worker thread to stop once it reaches it.
+    queues: Vec<Sender<Option<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ThreadExecutor {
+    /// Starts `worker_count` threads if any handler is synchronous.
+    pub(crate) fn start(env: WorkerEnv, worker_count: usize, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+        let env = Arc::new(env);
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        if env.handlers.has_sync() {
+            for idx in 0..worker_count {
+                let (tx, rx) = crossbeam_channel::unbounded::<Option<Job>>();
+                let env2 = env.clone();
+                let name = format!("atmo-{}-{idx}", env.bank_id);
+                let handle = std::thread::Builder::new().name(name).spawn(move || worker_loop(&env2, idx, &rx))?;
+                queues.push(tx);
+                threads.push(handle);
+            }
+        }
+        Ok(ThreadExecutor { env, queues, threads: Mutex::new(threads), runtime })
+    }
+}
+
+fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
+    while let Ok(Some(job)) = rx.recv() {
+        if job.cancel.is_cancelled() {
+            env.reporter.skipped(&job);
+            continue;
+        }
+        let Some(Handler::Sync(handler)) = env.handlers.get(&job.task_id) else {
+            // The dispatcher only queues synchronous handlers here.
+            env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default());
+            continue;
+        };
+        env.reporter.started(&job);
+        env.events.emit_with(|| EventKind::WorkerBusy { worker_id: env.worker_id(idx), request_id: job.request_id });
+        let ctx = env.context(&job);
+        let started = Instant::now();
+        let result = {
+            let _span = ctx.span.enter();
+            catch_unwind(AssertUnwindSafe(|| handler.call(&ctx, &job.parameters)))
+        };
+        let outcome = match result {
+            Ok(Ok(v)) => Outcome::Completed(v),
+            Ok(Err(e)) => Outcome::Failed(e),
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+        };
+        env.reporter.finished(&job, outcome, started.elapsed());
+        if rx.is_empty() {
+            env.events.emit_with(|| EventKind::WorkerIdle { worker_id: env.worker_id(idx) });
+        }
+    }
+    env.events.emit_with(|| EventKind::WorkerTerminated { worker_id: env.worker_id(idx) });
+}
+
+fn no_handler(job: &Job) -> TaskError {
+    TaskError::fatal("NO_HANDLER", format!("bank has no handler for task `{}`", job.task_id))
+        .with_category(atmo_core::ErrorCategory::System)
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
+impl Executor for ThreadExecutor {
+    fn kind(&self) -> &'static str {
+        "thread"
+    }
+
+    fn dispatch(&self, job: Job) {
+        match self.env.handlers.get(&job.task_id) {
+            Some(Handler::Sync(_)) => {
+                let queue = self.queues.get(job.worker).or_else(|| self.queues.first());
+                match queue {
+                    Some(q) => {
+                        if let Err(e) = q.send(Some(job)) {
+                            // The worker's thread is gone (shutdown): the job never ran.
+                            let Some(job) = e.into_inner() else { return };
+                            self.env.reporter.finished(
+                                &job,
+                                Outcome::WorkerLost("worker thread stopped".into()),
+                                Default::default(),
+                            );
+                        }
+                    }
+                    None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
+                }
+            }
+            Some(Handler::Async(handler)) => {
+                let handler = handler.clone();
+                let env = self.env.clone();
+                self.runtime.spawn(async move {
+                    if job.cancel.is_cancelled() {
+                        env.reporter.skipped(&job);
+                        return;
+                    }
+                    env.reporter.started(&job);
+                    let ctx = env.context(&job);
+                    let started = Instant::now();
+                    let result = AssertUnwindSafe(handler.call(ctx, job.parameters.clone())).catch_unwind().await;
+                    let outcome = match result {
+                        Ok(Ok(v)) => Outcome::Completed(v),
+                        Ok(Err(e)) => Outcome::Failed(e),
+                        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+                    };
+                    env.reporter.finished(&job, outcome, started.elapsed());
+                });
+            }
+            None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
+        }
+    }
+
+    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> {
+        for q in &self.queues {
+            let _ = q.send(None);
+        }
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock());
+        Box::pin(async move {
+            // Joining blocks, so it happens off the async runtime.
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+            })
+            .await;
+        })
+    }
+}

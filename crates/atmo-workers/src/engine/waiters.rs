@@ -1,0 +1,163 @@
+//! Futures waiting for requests to finish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use atmo_core::{RequestId, RequestResult};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use tokio::sync::{Notify, oneshot};
+
+#[derive(Debug)]
+enum Slot {
+    One(oneshot::Sender<RequestResult>),
+    Batch(Arc<BatchWait>, usize),
+}
+
+#[derive(Debug)]
+enum Entry {
+    Single(Slot),
+    Many(Vec<Slot>),
+}
+
+/// One wait for many requests: one allocation per batch, not per request.
+#[derive(Debug)]
+pub(crate) struct BatchWait {
+    ids: Vec<RequestId>,
+    remaining: AtomicUsize,
+    results: Mutex<Vec<Option<RequestResult>>>,
+    notify: Notify,
+}
+
+impl BatchWait {
+    pub(crate) async fn wait(&self) -> Vec<Option<RequestResult>> {
+        loop {
+            let notified = self.notify.notified();
+            if self.remaining.load(Ordering::Acquire) == 0 {
+                return std::mem::take(&mut *self.results.lock());
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether slot `index` waits for `id` (not so for an idempotent duplicate, whose id is
+    /// the original's).
+    pub(crate) fn covers(&self, index: usize, id: RequestId) -> bool {
+        self.ids.get(index) == Some(&id)
+    }
+
+    pub(crate) fn fill_index(&self, index: usize, result: RequestResult) {
+        self.fill(index, result);
+    }
+
+    fn fill(&self, index: usize, result: RequestResult) {
+        let mut results = self.results.lock();
+        if let Some(slot) = results.get_mut(index)
+            && slot.is_none()
+        {
+            *slot = Some(result);
+            drop(results);
+            if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.notify.notify_waiters();
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    map: Mutex<FxHashMap<u128, Entry>>,
+    count: AtomicUsize,
+}
+
+impl Waiters {
+    fn add(map: &mut FxHashMap<u128, Entry>, id: RequestId, slot: Slot) {
+        match map.remove(&id.as_u128()) {
+            None => {
+                map.insert(id.as_u128(), Entry::Single(slot));
+            }
+            Some(Entry::Single(first)) => {
+                map.insert(id.as_u128(), Entry::Many(vec![first, slot]));
+            }
+            Some(Entry::Many(mut v)) => {
+                v.push(slot);
+                map.insert(id.as_u128(), Entry::Many(v));
+            }
+        }
+    }
+
+    pub(crate) fn register(&self, id: RequestId) -> oneshot::Receiver<RequestResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut map = self.map.lock();
+        Self::add(&mut map, id, Slot::One(tx));
+        self.count.store(map.len(), Ordering::Release);
+        rx
+    }
+
+    pub(crate) fn register_batch(&self, ids: &[RequestId]) -> Arc<BatchWait> {
+        let batch = Arc::new(BatchWait {
+            ids: ids.to_vec(),
+            remaining: AtomicUsize::new(ids.len()),
+            results: Mutex::new(vec![None; ids.len()]),
+            notify: Notify::new(),
+        });
+        let mut map = self.map.lock();
+        map.reserve(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            Self::add(&mut map, *id, Slot::Batch(batch.clone(), i));
+        }
+        self.count.store(map.len(), Ordering::Release);
+        batch
+    }
+
+    /// Whether anyone waits at all: lets the applier skip the lock.
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves every waiter of each finished request.
+    pub(crate) fn complete_many(&self, finished: Vec<(RequestId, RequestResult)>) {
+        if finished.is_empty() || !self.any() {
+            return;
+        }
+        let mut taken = Vec::new();
+        {
+            let mut map = self.map.lock();
+            for (id, result) in finished {
+                if let Some(entry) = map.remove(&id.as_u128()) {
+                    taken.push((entry, result));
+                }
+            }
+            self.count.store(map.len(), Ordering::Release);
+        }
+        for (entry, result) in taken {
+            match entry {
+                Entry::Single(slot) => deliver(slot, result),
+                Entry::Many(slots) => {
+                    for slot in slots {
+                        deliver(slot, result.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the waiters of requests no longer awaited (a dropped future); keeps the map small.
+    pub(crate) fn forget(&self, ids: &[RequestId]) {
+        let mut map = self.map.lock();
+        for id in ids {
+            map.remove(&id.as_u128());
+        }
+        self.count.store(map.len(), Ordering::Release);
+    }
+}
+
+fn deliver(slot: Slot, result: RequestResult) {
+    match slot {
+        Slot::One(tx) => {
+            let _ = tx.send(result);
+        }
+        Slot::Batch(batch, i) => batch.fill(i, result),
+    }
+}

@@ -1,0 +1,112 @@
+//! The event bus: a bounded broadcast, so a slow subscriber lags instead of slowing the engine.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use atmo_core::{Clock, Event, EventKind, EventType};
+use futures::Stream;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+/// Default number of events a subscriber may fall behind before it lags.
+pub const DEFAULT_EVENT_BUFFER: usize = 16_384;
+
+/// What a subscription yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventItem {
+    /// An event.
+    Event(Arc<Event>),
+    /// The subscriber fell behind and this many events were dropped for it.
+    Lagged(u64),
+}
+
+#[derive(Debug)]
+pub(crate) struct EventBus {
+    tx: broadcast::Sender<Arc<Event>>,
+    seq: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl EventBus {
+    pub(crate) fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        EventBus { tx, seq: AtomicU64::new(0), clock }
+    }
+
+    /// Whether anyone listens: the engine builds events only then, so an engine nobody watches
+    /// pays nothing for them.
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    pub(crate) fn emit(&self, kind: EventKind) {
+        if !self.active() {
+            return;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // An error only means every receiver went away meanwhile.
+        let _ = self.tx.send(Arc::new(Event { seq, at: self.clock.now(), kind }));
+    }
+
+    /// Emits the events `make` builds, only if someone listens.
+    #[inline]
+    pub(crate) fn emit_with(&self, make: impl FnOnce() -> EventKind) {
+        if self.active() {
+            self.emit(make());
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> EventStream {
+        EventStream { inner: BroadcastStream::new(self.tx.subscribe()), filter: None }
+    }
+}
+
+/// A stream of events (see `RequestManager::subscribe`).
+///
+/// Yields [`EventItem::Lagged`] when the subscriber fell more than the buffer behind.
+pub struct EventStream {
+    inner: BroadcastStream<Arc<Event>>,
+    filter: Option<Vec<EventType>>,
+}
+
+impl EventStream {
+    /// Only events of these types (lag notices still come through).
+    pub fn only(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
+        self.filter = Some(types.into_iter().collect());
+        self
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").field("filter", &self.filter).finish_non_exhaustive()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = EventItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EventItem>> {
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(ev))) => {
+                    if let Some(f) = &self.filter
+                        && !f.contains(&ev.kind.event_type())
+                    {
+                        continue;
+                    }
+                    return Poll::Ready(Some(EventItem::Event(ev)));
+                }
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
+                    return Poll::Ready(Some(EventItem::Lagged(n)));
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
