@@ -9,7 +9,7 @@
 //! - A [`Request`] (a task id plus JSON parameters) moves through the lifecycle of
 //!   [`RequestStatus`]; every move is a [`Transition`] checked by [`apply_transition`] and
 //!   recorded as a [`HistoryEntry`].
-//! - A [`Manifest`](manifest::Manifest) declares actions (task ids) with parameter schemas;
+//! - A [`manifest::Manifest`] declares actions (task ids) with parameter schemas;
 //!   requests are validated against them at submission.
 //! - A [`Bank`] is a group of workers running one manifest; its [`Capability`] per task carries
 //!   live load and success figures.

@@ -269,10 +269,10 @@ impl RequestQuery {
         {
             return false;
         }
-        if let Some(d) = self.date_range {
-            if d.from.is_some_and(|f| r.created_at < f) || d.to.is_some_and(|t| r.created_at >= t) {
-                return false;
-            }
+        if let Some(d) = self.date_range
+            && (d.from.is_some_and(|f| r.created_at < f) || d.to.is_some_and(|t| r.created_at >= t))
+        {
+            return false;
         }
         if !self.metadata.is_empty() {
             let Some(meta) = r.metadata.as_deref() else { return false };

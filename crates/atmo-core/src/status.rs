@@ -120,18 +120,13 @@ impl RequestStatus {
     /// ```
     pub const fn can_transition_to(self, to: RequestStatus) -> bool {
         use RequestStatus::*;
-        match (self, to) {
-            (Pending, Assigned) | (Pending, Cancelled) => true,
-            (Scheduled, Pending) | (Scheduled, Cancelled) => true,
-            (Assigned, Processing) | (Assigned, Pending) | (Assigned, Cancelled) => true,
-            (Processing, Completed)
-            | (Processing, Failed)
-            | (Processing, TimedOut)
-            | (Processing, Scheduled)
-            | (Processing, Pending)
-            | (Processing, Cancelled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Pending, Assigned | Cancelled)
+                | (Scheduled, Pending | Cancelled)
+                | (Assigned, Processing | Pending | Cancelled)
+                | (Processing, Completed | Failed | TimedOut | Scheduled | Pending | Cancelled)
+        )
     }
 }
 

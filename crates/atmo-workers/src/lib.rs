@@ -56,3 +56,8 @@ pub use engine::executor::{Executor, Job, Outcome, Reporter};
 pub use events::{EventItem, EventStream};
 pub use request_manager::{EventSubscription, RequestManager, RequestManagerBuilder};
 pub use worker_manager::{BankSpec, WorkerManager, WorkerManagerBuilder};
+
+// The README's examples are compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

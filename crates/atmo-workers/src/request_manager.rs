@@ -495,6 +495,9 @@ impl RequestManager {
             }
         }
         for (i, id) in dup {
+            if let Some(registered) = batch.registered_id(i) {
+                self.inner.waiters.drop_batch_slot(registered);
+            }
             let r = self.wait(id).await?;
             batch.fill_index(i, r);
         }
@@ -680,21 +683,15 @@ impl RequestManager {
     pub async fn wait(&self, id: RequestId) -> Result<RequestResult> {
         // Register first, then look: a completion between the two cannot be missed.
         let rx = self.inner.waiters.register(id);
-        match self.inner.store.get(id).await {
-            Ok(Some(r)) => {
-                if let Some(result) = r.to_result() {
-                    self.inner.waiters.forget(&[id]);
-                    return Ok(result);
-                }
-            }
-            Ok(None) => {
-                self.inner.waiters.forget(&[id]);
-                return Err(Error::NotFound(id));
-            }
-            Err(e) => {
-                self.inner.waiters.forget(&[id]);
-                return Err(e.into());
-            }
+        let early = match self.inner.store.get(id).await {
+            Ok(Some(r)) => r.to_result().map(Ok),
+            Ok(None) => Some(Err(Error::NotFound(id))),
+            Err(e) => Some(Err(e.into())),
+        };
+        if let Some(answer) = early {
+            drop(rx);
+            self.inner.waiters.prune(id);
+            return answer;
         }
         match rx.await {
             Ok(r) => Ok(r),

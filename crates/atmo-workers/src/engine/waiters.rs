@@ -46,6 +46,11 @@ impl BatchWait {
         self.ids.get(index) == Some(&id)
     }
 
+    /// The id slot `index` was registered under.
+    pub(crate) fn registered_id(&self, index: usize) -> Option<RequestId> {
+        self.ids.get(index).copied()
+    }
+
     pub(crate) fn fill_index(&self, index: usize, result: RequestResult) {
         self.fill(index, result);
     }
@@ -143,12 +148,41 @@ impl Waiters {
         }
     }
 
-    /// Drops the waiters of requests no longer awaited (a dropped future); keeps the map small.
-    pub(crate) fn forget(&self, ids: &[RequestId]) {
+    /// Drops the single waiters of `id` whose future is gone (their receiver was dropped),
+    /// keeping every other waiter of the same request.
+    pub(crate) fn prune(&self, id: RequestId) {
         let mut map = self.map.lock();
-        for id in ids {
-            map.remove(&id.as_u128());
+        let Some(entry) = map.remove(&id.as_u128()) else { return };
+        let alive = |slot: &Slot| match slot {
+            Slot::One(tx) => !tx.is_closed(),
+            Slot::Batch(..) => true,
+        };
+        let kept: Vec<Slot> = match entry {
+            Entry::Single(slot) => vec![slot],
+            Entry::Many(v) => v,
         }
+        .into_iter()
+        .filter(alive)
+        .collect();
+        match kept.len() {
+            0 => {}
+            1 => {
+                if let Some(slot) = kept.into_iter().next() {
+                    map.insert(id.as_u128(), Entry::Single(slot));
+                }
+            }
+            _ => {
+                map.insert(id.as_u128(), Entry::Many(kept));
+            }
+        }
+        self.count.store(map.len(), Ordering::Release);
+    }
+
+    /// Removes a batch's slot registered under `id` (an idempotent duplicate that was never
+    /// stored under that id).
+    pub(crate) fn drop_batch_slot(&self, id: RequestId) {
+        let mut map = self.map.lock();
+        map.remove(&id.as_u128());
         self.count.store(map.len(), Ordering::Release);
     }
 }
