@@ -307,14 +307,11 @@ impl RequestManager {
 
     // ===== submission =====
 
-    fn build_request(&self, req: SubmitRequest, now: Timestamp) -> Result<Request> {
+    fn build_request(&self, req: SubmitRequest, entry: Option<&Arc<TaskEntry>>, now: Timestamp) -> Result<Request> {
         let SubmitRequest { task_id, parameters, options } = req;
-        let entry = {
-            let reg = self.inner.registry.read();
-            match reg.tasks.get(task_id.as_str()) {
-                Some(e) => e.clone(),
-                None => return Err(Error::UnknownTask { task_id, known: reg.known_tasks() }),
-            }
+        let Some(entry) = entry else {
+            let known = self.inner.registry.read().known_tasks();
+            return Err(Error::UnknownTask { task_id, known });
         };
         let limit = self.inner.config.max_payload_bytes;
         let mut counter = ByteCounter(0);
@@ -349,6 +346,17 @@ impl RequestManager {
         let status = if run_at.is_some() { RequestStatus::Scheduled } else { RequestStatus::Pending };
         let mut random = [0u8; 10];
         fastrand::fill(&mut random);
+        // Room for the usual path (submitted, assigned, processing, finished) in one allocation.
+        let mut history = Vec::with_capacity(4);
+        history.push(HistoryEntry {
+            from: None,
+            to: status,
+            at: now,
+            reason: std::borrow::Cow::Borrowed("submitted"),
+            bank_id: None,
+            worker_id: None,
+            attempt: 0,
+        });
         Ok(Request {
             request_id: RequestId::from_parts(now, random),
             task_id: entry.task.task_id.clone(),
@@ -372,15 +380,7 @@ impl RequestManager {
             progress: None,
             result: None,
             errors: Vec::new(),
-            history: vec![HistoryEntry {
-                from: None,
-                to: status,
-                at: now,
-                reason: std::borrow::Cow::Borrowed("submitted"),
-                bank_id: None,
-                worker_id: None,
-                attempt: 0,
-            }],
+            history,
         })
     }
 
@@ -416,8 +416,13 @@ impl RequestManager {
         let now = inner.clock.now();
         let n = requests.len();
         let mut built = Vec::with_capacity(n);
+        // Batches are usually of one task: look it up once, not per request.
+        let mut last: Option<Arc<TaskEntry>> = None;
         for (i, r) in requests.into_iter().enumerate() {
-            match self.build_request(r, now) {
+            if last.as_ref().is_none_or(|e| *e.task.task_id != *r.task_id) {
+                last = self.inner.registry.read().tasks.get(r.task_id.as_str()).cloned();
+            }
+            match self.build_request(r, last.as_ref(), now) {
                 Ok(r) => built.push(r),
                 Err(e) if n > 1 => return Err(Error::Batch { index: i, source: Box::new(e) }),
                 Err(e) => return Err(e),
@@ -461,7 +466,9 @@ impl RequestManager {
         if any_scheduled {
             inner.schedule_wake.notify_one();
         }
-        inner.dispatch_wake.notify_one();
+        if inner.started.load(Ordering::Acquire) && !crate::engine::dispatcher::try_dispatch_now(inner).await {
+            inner.dispatch_wake.notify_one();
+        }
         if inner.reducer.is_some() {
             self.run_test_mode().await?;
         }

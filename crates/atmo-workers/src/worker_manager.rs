@@ -241,6 +241,7 @@ impl WorkerManager {
             handlers: spec.handlers,
             resources: Arc::new(spec.resources),
             reporter: inner.reporter.clone(),
+            progress: Arc::new(inner.reporter.clone()),
             events: inner.events.clone(),
         };
         let executor = ThreadExecutor::start(env, spec.worker_count, self.runtime.clone())

@@ -110,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) accepting: AtomicBool,
     pub(crate) dispatching: AtomicBool,
     pub(crate) dispatch_wake: Notify,
+    /// One dispatch round at a time, whether the dispatcher task or a submitter runs it.
+    pub(crate) dispatch_lock: tokio::sync::Mutex<()>,
     pub(crate) schedule_wake: Notify,
     pub(crate) shutdown: CancellationToken,
     pub(crate) running: RunningTable,
@@ -155,6 +157,7 @@ impl Inner {
             accepting: AtomicBool::new(true),
             dispatching: AtomicBool::new(true),
             dispatch_wake: Notify::new(),
+            dispatch_lock: tokio::sync::Mutex::new(()),
             schedule_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             running: RunningTable::default(),

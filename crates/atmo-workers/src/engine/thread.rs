@@ -15,14 +15,21 @@ use super::executor::{Executor, Job, Outcome, Reporter};
 use crate::events::EventBus;
 
 /// Everything a worker needs to run a job.
-#[derive(Debug)]
 pub(crate) struct WorkerEnv {
     pub(crate) bank_id: Arc<str>,
     pub(crate) worker_ids: Vec<Arc<str>>,
     pub(crate) handlers: Handlers,
     pub(crate) resources: Arc<Resources>,
     pub(crate) reporter: Reporter,
+    /// The reporter as a progress sink, allocated once rather than per job.
+    pub(crate) progress: Arc<dyn atmo_core::ProgressSink>,
     pub(crate) events: Arc<EventBus>,
+}
+
+impl std::fmt::Debug for WorkerEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerEnv").field("bank_id", &self.bank_id).field("workers", &self.worker_ids.len()).finish()
+    }
 }
 
 impl WorkerEnv {
@@ -36,7 +43,7 @@ impl WorkerEnv {
             None,
             job.cancel.clone(),
             self.resources.clone(),
-            Arc::new(self.reporter.clone()),
+            self.progress.clone(),
         )
     }
 
@@ -76,8 +83,32 @@ impl ThreadExecutor {
     }
 }
 
+/// How long an idle worker thread polls its queue before it parks: a job that arrives within
+/// this window starts without the cost of waking a parked thread (several microseconds).
+const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_micros(50);
+
+fn next_job(rx: &Receiver<Option<Job>>) -> Option<Job> {
+    match rx.try_recv() {
+        Ok(job) => return job,
+        Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+        Err(crossbeam_channel::TryRecvError::Empty) => {}
+    }
+    let start = Instant::now();
+    while start.elapsed() < SPIN_BEFORE_PARK {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        match rx.try_recv() {
+            Ok(job) => return job,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv().ok().flatten()
+}
+
 fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
-    while let Ok(Some(job)) = rx.recv() {
+    while let Some(job) = next_job(rx) {
         if job.cancel.is_cancelled() {
             env.reporter.skipped(&job);
             continue;
