@@ -263,6 +263,9 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A query is malformed (a cursor not produced by a previous page, an empty range).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// A bank or configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -296,6 +299,7 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Error::InvalidQuery(_) => "INVALID_QUERY",
             Error::Config(_) => "INVALID_CONFIG",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::WaitTimeout(_) => "WAIT_TIMEOUT",

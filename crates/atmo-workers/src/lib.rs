@@ -52,7 +52,7 @@ mod worker_manager;
 
 pub use engine::Reducer;
 pub use engine::config::{EngineConfig, RetentionConfig};
-pub use engine::executor::{Executor, Job, Outcome, Reporter};
+pub use engine::executor::{Executor, Job, Outcome, Reporter, StartedJob};
 pub use events::{EventItem, EventStream};
 pub use request_manager::{EventSubscription, RequestManager, RequestManagerBuilder};
 pub use worker_manager::{BankSpec, WorkerManager, WorkerManagerBuilder};

@@ -168,6 +168,9 @@ impl RequestManagerBuilder {
     }
 }
 
+/// What a submission event says about a request.
+type Summary = (RequestId, Arc<str>, u8, Option<Arc<str>>, RequestStatus);
+
 /// Counts bytes without storing them: the payload limit needs the serialized size, not the text.
 struct ByteCounter(usize);
 
@@ -441,11 +444,14 @@ impl RequestManager {
         }
         let any_scheduled = built.iter().any(|r| r.status == RequestStatus::Scheduled);
         let events_on = inner.events.active();
-        let summaries: Vec<(RequestId, Arc<str>, u8, Option<Arc<str>>, RequestStatus)> = if events_on {
+        let summaries: Vec<Summary> = if events_on {
             built.iter().map(|r| (r.request_id, r.task_id.clone(), r.priority, r.client_id.clone(), r.status)).collect()
         } else {
             Vec::new()
         };
+        // With subscribers, a dispatch round must not emit a request's assignment before its
+        // submission: the gate orders them (and costs nothing when nobody listens).
+        let gate = if events_on { Some(inner.events_gate.read().await) } else { None };
         let outcomes = match inner.store.insert_many(built).await {
             Ok(o) => o,
             Err(e) => {
@@ -463,6 +469,7 @@ impl RequestManager {
                 inner.events.emit(EventKind::RequestStatusChanged { request_id: id, from: None, to: status, attempt: 0 });
             }
         }
+        drop(gate);
         if any_scheduled {
             inner.schedule_wake.notify_one();
         }
@@ -541,6 +548,17 @@ impl RequestManager {
             }
             let mut transitions = Vec::with_capacity(claimed.len() * 2);
             for req in claimed {
+                self.inner.events.emit_with(|| EventKind::RequestStatusChanged {
+                    request_id: req.request_id,
+                    from: Some(RequestStatus::Pending),
+                    to: RequestStatus::Assigned,
+                    attempt: req.attempts,
+                });
+                self.inner.events.emit_with(|| EventKind::RequestAssigned {
+                    request_id: req.request_id,
+                    bank_id: bank.clone(),
+                    attempt: req.attempts,
+                });
                 let at = self.inner.clock.now();
                 transitions.push(Transition::start(req.request_id, req.attempts, worker.clone(), at));
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer(&req.task_id, &req.parameters)));
@@ -614,8 +632,16 @@ impl RequestManager {
     /// Requests matching a query, one page.
     ///
     /// # Errors
-    /// An invalid cursor or a store error.
+    /// `InvalidQuery` for a malformed cursor or an empty range; a store error.
     pub async fn query(&self, query: RequestQuery) -> Result<QueryPage> {
+        if let Some(c) = &query.pagination.cursor {
+            atmo_core::Cursor::decode(c).map_err(|e| Error::InvalidQuery(e.to_string()))?;
+        }
+        if let Some(p) = query.priority_range
+            && p.min > p.max
+        {
+            return Err(Error::InvalidQuery(format!("priority range {}..{} is empty (min > max)", p.min, p.max)));
+        }
         Ok(self.inner.store.query(query).await?)
     }
 

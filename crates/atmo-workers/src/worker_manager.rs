@@ -159,12 +159,13 @@ impl WorkerManagerBuilder {
         inner.active.store(usize::try_from(unfinished).unwrap_or(usize::MAX), Ordering::Release);
         let rx = inner.outcomes.lock().take().ok_or_else(|| Error::Config("engine already started".into()))?;
         inner.started.store(true, Ordering::Release);
-        let mut tasks = Vec::new();
-        tasks.push(handle.spawn(applier::run(inner.clone(), rx)));
-        tasks.push(handle.spawn(dispatcher::run(inner.clone())));
-        tasks.push(handle.spawn(maintenance::scheduler(inner.clone())));
-        tasks.push(handle.spawn(maintenance::retention(inner.clone())));
-        tasks.push(handle.spawn(maintenance::leases(inner.clone())));
+        let tasks = vec![
+            handle.spawn(applier::run(inner.clone(), rx)),
+            handle.spawn(dispatcher::run(inner.clone())),
+            handle.spawn(maintenance::scheduler(inner.clone())),
+            handle.spawn(maintenance::retention(inner.clone())),
+            handle.spawn(maintenance::leases(inner.clone())),
+        ];
         inner.dispatch_wake.notify_one();
         Ok(WorkerManager { rm, tasks: Arc::new(parking_lot::Mutex::new(tasks)), runtime: handle })
     }
@@ -243,6 +244,7 @@ impl WorkerManager {
             reporter: inner.reporter.clone(),
             progress: Arc::new(inner.reporter.clone()),
             events: inner.events.clone(),
+            slots: (0..spec.worker_count).map(|_| parking_lot::Mutex::new(None)).collect(),
         };
         let executor = ThreadExecutor::start(env, spec.worker_count, self.runtime.clone())
             .map_err(|e| Error::Config(format!("cannot start the threads of bank `{bank_id}`: {e}")))?;

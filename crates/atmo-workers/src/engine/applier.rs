@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use atmo_core::{
     ErrorCategory, EventKind, Progress, RequestError, RequestId, RequestStatus, TaskError, Timestamp, Transition,
@@ -17,10 +18,14 @@ use super::executor::{Outcome, WorkerMsg};
 type Deadlines = BTreeSet<(Timestamp, u128, u32)>;
 
 enum Meta {
-    Start,
-    Finish { bank: u32, processing_micros: u64 },
+    Start { at: Timestamp },
+    Finish { bank: u32, at: Timestamp },
     Progress,
 }
+
+/// Jobs running longer than this without having reported their start are harvested from the
+/// executors, so their status shows `processing` and their timeout runs from the real start.
+const HARVEST_AFTER: Duration = Duration::from_millis(1);
 
 pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
     let mut buf = Vec::with_capacity(4096);
@@ -33,6 +38,14 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 None => std::future::pending().await,
             }
         };
+        let busy = inner.banks.read().iter().any(|b| b.load() > 0);
+        let harvest = async {
+            if !busy {
+                // Dispatching makes the engine busy; until then there is nothing to harvest.
+                inner.applier_wake.notified().await;
+            }
+            tokio::time::sleep(HARVEST_AFTER).await;
+        };
         tokio::select! {
             biased;
             n = rx.recv_many(&mut buf, 4096) => {
@@ -44,6 +57,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 process(&inner, batch, &mut deadlines).await;
             }
             () = sleep => fire_timeouts(&inner, &mut deadlines).await,
+            () = harvest => harvest_starts(&inner, &mut deadlines).await,
             () = inner.shutdown.cancelled() => {
                 // Apply what is already reported before stopping.
                 while let Ok(msg) = rx.try_recv() {
@@ -59,7 +73,6 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
 
 /// Decides retry or failure for a failed attempt.
 fn decide(
-    inner: &Inner,
     id: RequestId,
     attempt: u32,
     error: TaskError,
@@ -77,7 +90,6 @@ fn decide(
     } else if timed_out {
         Transition::time_out(id, attempt, recorded, now)
     } else {
-        let _ = inner;
         Transition::fail(id, attempt, recorded, now)
     }
 }
@@ -98,11 +110,18 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                 b.activity.record_start(worker as usize, id, now);
                 let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
                 transitions.push(Transition::start(id, attempt, worker_id, now));
-                metas.push(Meta::Start);
+                metas.push(Meta::Start { at: now });
             }
-            WorkerMsg::Finished { id, attempt, bank, worker, outcome, elapsed } => {
+            WorkerMsg::Finished { id, attempt, bank, worker, outcome, elapsed, unreported_start } => {
                 let success = matches!(outcome, Outcome::Completed(_));
                 if let Some(b) = banks.get(bank as usize) {
+                    if unreported_start {
+                        let at = now.saturating_sub(elapsed);
+                        b.activity.record_start(worker as usize, id, at);
+                        let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
+                        transitions.push(Transition::start(id, attempt, worker_id, at));
+                        metas.push(Meta::Start { at });
+                    }
                     b.activity.record_finish(worker as usize, elapsed, success, now);
                 }
                 finishes.push((id, attempt));
@@ -117,7 +136,7 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                 };
                 let t = match outcome {
                     Outcome::Completed(v) => Transition::complete(id, attempt, Arc::new(v), now),
-                    Outcome::Failed(e) => decide(inner, id, attempt, e, &policy, retryable, now, false),
+                    Outcome::Failed(e) => decide(id, attempt, e, &policy, retryable, now, false),
                     Outcome::Panicked(message) => {
                         if let Some(b) = banks.get(bank as usize) {
                             let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
@@ -127,18 +146,15 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                             });
                         }
                         let e = TaskError::system("HANDLER_PANIC", format!("the handler panicked: {message}"));
-                        decide(inner, id, attempt, e, &policy, retryable, now, false)
+                        decide(id, attempt, e, &policy, retryable, now, false)
                     }
                     Outcome::WorkerLost(message) => {
                         let e = TaskError::system("WORKER_LOST", message).with_category(ErrorCategory::System);
-                        decide(inner, id, attempt, e, &policy, retryable, now, false)
+                        decide(id, attempt, e, &policy, retryable, now, false)
                     }
                 };
                 transitions.push(t);
-                metas.push(Meta::Finish {
-                    bank,
-                    processing_micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-                });
+                metas.push(Meta::Finish { bank, at: now });
             }
             WorkerMsg::Skipped { bank, worker } => {
                 if let Some(b) = banks.get(bank as usize) {
@@ -163,19 +179,20 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
     };
     for ((outcome, meta), (id, _)) in outcomes.into_iter().zip(metas).zip(ids) {
         match (outcome, meta) {
-            (Ok(applied), Meta::Start) => {
-                let now = inner.clock.now();
+            (Ok(applied), Meta::Start { at }) => {
                 inner.running.with(id, |e| {
                     if let Some(e) = e.filter(|e| e.attempt == applied.attempt) {
-                        let deadline = now + e.timeout;
+                        let deadline = at + e.timeout;
                         e.deadline = Some(deadline);
                         deadlines.insert((deadline, id.as_u128(), applied.attempt));
                     }
                 });
             }
-            (Ok(applied), Meta::Finish { bank, processing_micros }) => {
+            (Ok(applied), Meta::Finish { bank, at }) => {
                 if let Some(b) = banks.get(bank as usize) {
-                    b.record_result(applied.to == RequestStatus::Completed, processing_micros);
+                    // Measured on the engine's clock, like the request's own timestamps.
+                    let micros = applied.started_at.map_or(0, |s| at.saturating_since(s).as_micros());
+                    b.record_result(applied.to == RequestStatus::Completed, u64::try_from(micros).unwrap_or(u64::MAX));
                 }
             }
             _ => {}
@@ -191,6 +208,42 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                 b.release(1);
             }
             inner.dispatch_wake.notify_one();
+        }
+    }
+}
+
+async fn harvest_starts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
+    let banks = inner.banks.read().clone();
+    let now = inner.clock.now();
+    let mut transitions = Vec::new();
+    for b in &banks {
+        for s in b.executor.harvest_starts(HARVEST_AFTER) {
+            let at = now.saturating_sub(s.running_for);
+            b.activity.record_start(s.worker, s.request_id, at);
+            let worker_id = b.worker_ids.get(s.worker).cloned().unwrap_or_else(|| b.id.clone());
+            transitions.push(Transition::start(s.request_id, s.attempt, worker_id, at));
+        }
+    }
+    if transitions.is_empty() {
+        return;
+    }
+    let starts: Vec<(RequestId, Timestamp)> = transitions.iter().map(|t| (t.id(), t.at())).collect();
+    let outcomes = match inner.commit(transitions).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "store failed while recording started jobs");
+            return;
+        }
+    };
+    for (outcome, (id, at)) in outcomes.into_iter().zip(starts) {
+        if let Ok(applied) = outcome {
+            inner.running.with(id, |e| {
+                if let Some(e) = e.filter(|e| e.attempt == applied.attempt) {
+                    let deadline = at + e.timeout;
+                    e.deadline = Some(deadline);
+                    deadlines.insert((deadline, id.as_u128(), applied.attempt));
+                }
+            });
         }
     }
 }
@@ -211,7 +264,7 @@ async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
         let Some((policy, retryable, timeout)) = info else { continue };
         let error = TaskError::new("TIMEOUT", format!("the attempt exceeded its timeout of {} ms", timeout.as_millis()))
             .with_category(ErrorCategory::Timeout);
-        transitions.push((decide(inner, id, attempt, error, &policy, retryable, now, true), attempt));
+        transitions.push((decide(id, attempt, error, &policy, retryable, now, true), attempt));
     }
     if transitions.is_empty() {
         return;

@@ -64,6 +64,7 @@ async fn round(inner: &Arc<Inner>) -> usize {
             now,
             lease_until: now + inner.config.lease_duration,
         };
+        let gate = if inner.events.active() { Some(inner.events_gate.write().await) } else { None };
         let claimed = match inner.store.claim(params).await {
             Ok(c) => c,
             Err(e) => {
@@ -128,9 +129,11 @@ async fn round(inner: &Arc<Inner>) -> usize {
             });
         }
         drop(registry);
+        drop(gate);
         for job in jobs {
             bank.executor.dispatch(job);
         }
+        inner.applier_wake.notify_one();
     }
     total
 }

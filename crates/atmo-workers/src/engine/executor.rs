@@ -49,7 +49,16 @@ pub enum Outcome {
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
     Started { id: RequestId, attempt: u32, bank: u32, worker: u32 },
-    Finished { id: RequestId, attempt: u32, bank: u32, worker: u32, outcome: Outcome, elapsed: Duration },
+    Finished {
+        id: RequestId,
+        attempt: u32,
+        bank: u32,
+        worker: u32,
+        outcome: Outcome,
+        elapsed: Duration,
+        /// The start was never reported (a fast job): the engine records both now.
+        unreported_start: bool,
+    },
     Skipped { bank: u32, worker: u32 },
     Progress { id: RequestId, attempt: u32, percent: f32, message: Option<String>, at: Option<Timestamp> },
 }
@@ -66,8 +75,19 @@ impl Reporter {
         self.send(WorkerMsg::Started { id: job.request_id, attempt: job.attempt, bank: job.bank, worker: worker_u32(job.worker) });
     }
 
-    /// The job ended.
+    /// The job ended (after [`Reporter::started`], or after the engine harvested its start).
     pub fn finished(&self, job: &Job, outcome: Outcome, elapsed: Duration) {
+        self.finish(job, outcome, elapsed, false);
+    }
+
+    /// The job ran and ended without a `started` report: the engine records the start
+    /// (`elapsed` ago) and the end together. Fast jobs report this way, one message instead of
+    /// two; slow ones are seen starting through [`Executor::harvest_starts`].
+    pub fn finished_without_start(&self, job: &Job, outcome: Outcome, elapsed: Duration) {
+        self.finish(job, outcome, elapsed, true);
+    }
+
+    fn finish(&self, job: &Job, outcome: Outcome, elapsed: Duration, unreported_start: bool) {
         self.send(WorkerMsg::Finished {
             id: job.request_id,
             attempt: job.attempt,
@@ -75,6 +95,7 @@ impl Reporter {
             worker: worker_u32(job.worker),
             outcome,
             elapsed,
+            unreported_start,
         });
     }
 
@@ -110,4 +131,24 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stops the workers once they have finished what they hold; returns when they have.
     fn shutdown(&self) -> futures::future::BoxFuture<'static, ()>;
+
+    /// Jobs running for at least `older_than` whose start was not reported yet; each is
+    /// returned once. Executors that report every start at once keep the default.
+    fn harvest_starts(&self, older_than: Duration) -> Vec<StartedJob> {
+        let _ = older_than;
+        Vec::new()
+    }
+}
+
+/// A job seen running by [`Executor::harvest_starts`].
+#[derive(Clone, Debug)]
+pub struct StartedJob {
+    /// The request.
+    pub request_id: RequestId,
+    /// The attempt.
+    pub attempt: u32,
+    /// The worker running it.
+    pub worker: usize,
+    /// How long it has been running.
+    pub running_for: Duration,
 }

@@ -112,6 +112,10 @@ pub(crate) struct Inner {
     pub(crate) dispatch_wake: Notify,
     /// One dispatch round at a time, whether the dispatcher task or a submitter runs it.
     pub(crate) dispatch_lock: tokio::sync::Mutex<()>,
+    /// Orders submission events before assignment events when someone listens.
+    pub(crate) events_gate: tokio::sync::RwLock<()>,
+    /// Wakes the applier when work was dispatched (it then watches for long-running starts).
+    pub(crate) applier_wake: Notify,
     pub(crate) schedule_wake: Notify,
     pub(crate) shutdown: CancellationToken,
     pub(crate) running: RunningTable,
@@ -158,6 +162,8 @@ impl Inner {
             dispatching: AtomicBool::new(true),
             dispatch_wake: Notify::new(),
             dispatch_lock: tokio::sync::Mutex::new(()),
+            events_gate: tokio::sync::RwLock::new(()),
+            applier_wake: Notify::new(),
             schedule_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             running: RunningTable::default(),
@@ -213,15 +219,13 @@ impl Inner {
                 }
             };
             match change {
-                Change::Start { worker_id } => {
-                    if events_on {
-                        self.events.emit(EventKind::RequestProcessing {
-                            request_id: id,
-                            bank_id: applied.bank_id.clone(),
-                            worker_id: Some(worker_id),
-                            attempt: applied.attempt,
-                        });
-                    }
+                Change::Start { worker_id } if events_on => {
+                    self.events.emit(EventKind::RequestProcessing {
+                        request_id: id,
+                        bank_id: applied.bank_id.clone(),
+                        worker_id: Some(worker_id),
+                        attempt: applied.attempt,
+                    });
                 }
                 Change::Complete { result: value } => {
                     terminal += 1;

@@ -24,6 +24,17 @@ pub(crate) struct WorkerEnv {
     /// The reporter as a progress sink, allocated once rather than per job.
     pub(crate) progress: Arc<dyn atmo_core::ProgressSink>,
     pub(crate) events: Arc<EventBus>,
+    /// What each worker thread is running, for [`Executor::harvest_starts`].
+    pub(crate) slots: Vec<Mutex<Option<RunningSlot>>>,
+}
+
+/// The job a worker thread is running.
+#[derive(Debug)]
+pub(crate) struct RunningSlot {
+    request_id: atmo_core::RequestId,
+    attempt: u32,
+    since: Instant,
+    reported: bool,
 }
 
 impl std::fmt::Debug for WorkerEnv {
@@ -118,10 +129,13 @@ fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
             env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default());
             continue;
         };
-        env.reporter.started(&job);
+        let started = Instant::now();
+        if let Some(slot) = env.slots.get(idx) {
+            *slot.lock() =
+                Some(RunningSlot { request_id: job.request_id, attempt: job.attempt, since: started, reported: false });
+        }
         env.events.emit_with(|| EventKind::WorkerBusy { worker_id: env.worker_id(idx), request_id: job.request_id });
         let ctx = env.context(&job);
-        let started = Instant::now();
         let result = {
             let _span = ctx.span.enter();
             catch_unwind(AssertUnwindSafe(|| handler.call(&ctx, &job.parameters)))
@@ -131,7 +145,12 @@ fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
             Ok(Err(e)) => Outcome::Failed(e),
             Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
-        env.reporter.finished(&job, outcome, started.elapsed());
+        let reported = env.slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
+        if reported {
+            env.reporter.finished(&job, outcome, started.elapsed());
+        } else {
+            env.reporter.finished_without_start(&job, outcome, started.elapsed());
+        }
         if rx.is_empty() {
             env.events.emit_with(|| EventKind::WorkerIdle { worker_id: env.worker_id(idx) });
         }
@@ -200,6 +219,28 @@ impl Executor for ThreadExecutor {
             }
             None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
         }
+    }
+
+    fn harvest_starts(&self, older_than: std::time::Duration) -> Vec<super::executor::StartedJob> {
+        let mut out = Vec::new();
+        for (worker, slot) in self.env.slots.iter().enumerate() {
+            let mut slot = slot.lock();
+            if let Some(s) = slot.as_mut()
+                && !s.reported
+            {
+                let running_for = s.since.elapsed();
+                if running_for >= older_than {
+                    s.reported = true;
+                    out.push(super::executor::StartedJob {
+                        request_id: s.request_id,
+                        attempt: s.attempt,
+                        worker,
+                        running_for,
+                    });
+                }
+            }
+        }
+        out
     }
 
     fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> {

@@ -3,31 +3,7 @@
 //! Fast, and nothing survives the process: a restart loses every request. Use the SQLite store
 //! when requests must outlive the process.
 //!
-//! # Layout
-//!
-//! One [`parking_lot::Mutex`] guards all state. The engine calls the store in batches, so the
-//! lock is taken once per batch, and every operation below is O(batch · log n) except
-//! [`Store::query`], which scans (see there). The state is:
-//!
-//! - a **slab** of requests in fixed-size chunks. Chunks never move once allocated, so growing
-//!   the store never copies requests (a hash map holding requests inline would move all of
-//!   them on every resize, under the lock), and a deleted request's slot is reused;
-//! - an **index** from request id (`u128`) to slot;
-//! - one **ready queue** per task: a binary heap of pending requests ordered by priority, then
-//!   by the order they became pending. Entries are deleted lazily: a cancelled request's entry
-//!   stays until it reaches the top (or a compaction), and is recognised as stale because its
-//!   slot no longer holds a pending request with that id;
-//! - the **scheduled** heap ordered by `run_at`, with the same lazy deletion;
-//! - **leases** (owner and expiry) of assigned and processing requests, in a side table, so that
-//!   finished requests — the bulk of a long-running store — carry no lease fields, and
-//!   heartbeats and the rescuer visit running requests only;
-//! - the **finished** list: terminal requests in the order of `completed_at`, which drives
-//!   retention and the throughput window;
-//! - the **idempotency** index, keyed by a hash of the key so that keys are not copied;
-//! - **metrics** kept incrementally: counts by status, a processing-time histogram and error
-//!   counts.
-//!
-//! Every state change goes through [`apply_transition`] or [`apply_claim`], as in every store.
+//! See [`MemoryStore`] for how it is laid out.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
@@ -53,9 +29,9 @@ const CHUNK: usize = 1024;
 /// burst of cancellations of a task nobody claims does not grow its queue without bound.
 const COMPACT_SLACK: usize = 1024;
 
-/// Bits of a ready-queue key that hold the sequence number; the priority sits above them.
-const SEQ_BITS: u32 = 56;
-const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+/// A level's deque is shrunk when it empties with more capacity than this, so a burst does not
+/// keep its memory forever.
+const LEVEL_KEEP: usize = 4096;
 
 /// Slots are `u32` to keep index entries small; four billion requests at once is beyond any
 /// memory this store could have.
@@ -63,9 +39,39 @@ const MAX_SLOTS: usize = u32::MAX as usize;
 
 /// Requests in memory: fast, nothing survives the process.
 ///
-/// See the [module documentation](self) for the layout. All operations complete within their
-/// first poll; the work is done when the returned future is first polled, so a future dropped
-/// unpolled has no effect.
+/// All operations complete within their first poll: the work is done when the returned future
+/// is first polled, so a future dropped unpolled has no effect.
+///
+/// # Layout
+///
+/// One [`parking_lot::Mutex`] guards all state. The engine calls the store in batches, so the
+/// lock is taken once per batch, and every operation is O(batch · log n) except
+/// [`Store::query`], which scans every request under the lock, and the lease operations, which
+/// scan the running requests. The state is:
+///
+/// - a **slab** of requests in fixed-size chunks. Chunks never move once allocated, so growing
+///   the store never copies requests (a hash map holding requests inline would move all of
+///   them on every resize, under the lock), and a deleted request's slot is reused;
+/// - an **index** from request id (`u128`) to slot;
+/// - one **ready queue** per task: a FIFO per priority (a bucket queue) plus a bitmap of the
+///   non-empty priorities, so a claim is O(1) per request and touches memory sequentially; a
+///   binary heap of a million entries costs a cache miss per level on every pop. FIFO is the
+///   order requests became pending (a rescued or promoted request queues behind the requests
+///   of its priority already waiting). A claim over several tasks takes the best head among
+///   them (priority, then queue order), one request at a time. Entries are deleted lazily: a
+///   cancelled request's entry stays until it reaches the front (or a compaction), and is
+///   recognised as stale because its slot no longer holds a pending request with that id;
+/// - the **scheduled** heap ordered by `run_at`, with the same lazy deletion;
+/// - **leases** (owner and expiry) of assigned and processing requests, in a side table, so that
+///   finished requests — the bulk of a long-running store — carry no lease fields, and
+///   heartbeats and the rescuer visit running requests only;
+/// - the **finished** list: terminal requests in the order of `completed_at`, which drives
+///   retention and the throughput window;
+/// - the **idempotency** index, keyed by a hash of the key so that keys are not copied;
+/// - **metrics** kept incrementally: counts by status, a processing-time histogram and error
+///   counts.
+///
+/// Every state change goes through [`apply_transition`] or [`apply_claim`], as in every store.
 ///
 /// Processing-time percentiles in [`Store::metrics`] cover every request completed since the
 /// store was created, including ones retention deleted later; the error counts likewise. The
@@ -239,7 +245,7 @@ struct Inner {
     /// Request id → slot.
     index: FxHashMap<u128, u32>,
     /// Ready queues, one per task; `queue_of` maps a task id to its queue.
-    queues: Vec<BinaryHeap<ReadyItem>>,
+    queues: Vec<ReadyQueue>,
     queue_of: FxHashMap<Arc<str>, usize>,
     /// Entries in all ready queues, live and stale (a live one per pending request).
     ready_items: usize,
@@ -259,12 +265,10 @@ struct Inner {
     errors: FxHashMap<String, ErrorTally>,
 }
 
-/// A pending request in a ready queue. The derived order compares `key` first, which is unique.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+/// A pending request in a ready queue.
 struct ReadyItem {
-    /// Priority in the top byte, then the complement of the sequence number, so that the
-    /// max-heap yields the highest priority and, within it, the lowest sequence number.
-    key: u64,
+    /// Queue order across the tasks of a claim (lower first within a priority).
+    seq: u64,
     slot: u32,
     /// Tells a live entry from a stale one whose slot was reused.
     id: RequestId,
@@ -292,10 +296,6 @@ struct Finished {
 struct ErrorTally {
     count: u64,
     last_message: String,
-}
-
-fn ready_key(priority: u8, seq: u64) -> u64 {
-    (u64::from(priority) << SEQ_BITS) | (SEQ_MASK - (seq & SEQ_MASK))
 }
 
 /// When a scheduled request is due; one without `run_at` is due at once.
@@ -331,16 +331,16 @@ impl Inner {
         if let Some(&q) = self.queue_of.get(&**task) {
             return q;
         }
-        self.queues.push(BinaryHeap::new());
+        self.queues.push(ReadyQueue::default());
         let q = self.queues.len() - 1;
         self.queue_of.insert(task.clone(), q);
         q
     }
 
     fn push_ready(&mut self, queue: usize, priority: u8, slot: u32, id: RequestId) {
-        let key = ready_key(priority, self.next_seq());
-        if let Some(heap) = self.queues.get_mut(queue) {
-            heap.push(ReadyItem { key, slot, id });
+        let seq = self.next_seq();
+        if let Some(rq) = self.queues.get_mut(queue) {
+            rq.push(priority, ReadyItem { seq, slot, id });
             self.ready_items += 1;
         }
     }
@@ -434,23 +434,17 @@ impl Inner {
         let pending = usize::try_from(self.counts[RequestStatus::Pending as usize]).unwrap_or(usize::MAX);
         let mut out = Vec::with_capacity(p.limit.min(pending));
         while out.len() < p.limit {
-            // The best live head among the bank's tasks.
-            let mut best: Option<(u64, usize)> = None;
+            // The best live head among the bank's tasks: highest priority, then queue order.
+            let mut best: Option<(u8, u64, usize)> = None;
             for &q in &queues {
-                let Some(heap) = self.queues.get_mut(q) else { continue };
-                while let Some(top) = heap.peek() {
-                    if self.slab.is_pending(top.slot, top.id) {
-                        if best.is_none_or(|(k, _)| top.key > k) {
-                            best = Some((top.key, q));
-                        }
-                        break;
-                    }
-                    heap.pop();
-                    self.ready_items -= 1;
+                let Some(rq) = self.queues.get_mut(q) else { continue };
+                let Some((prio, seq)) = rq.live_head(&self.slab, &mut self.ready_items) else { continue };
+                if best.is_none_or(|(bp, bs, _)| prio > bp || (prio == bp && seq < bs)) {
+                    best = Some((prio, seq, q));
                 }
             }
-            let Some((_, q)) = best else { break };
-            let Some(item) = self.queues.get_mut(q).and_then(BinaryHeap::pop) else { break };
+            let Some((prio, _, q)) = best else { break };
+            let Some(item) = self.queues.get_mut(q).and_then(|rq| rq.pop(prio)) else { break };
             self.ready_items -= 1;
             let Some(req) = self.slab.get_mut(item.slot) else { continue };
             if apply_claim(req, &p.bank_id, p.now).is_err() {
@@ -493,6 +487,12 @@ impl Inner {
         if from == to {
             return Ok(from);
         }
+        if to.is_terminal() {
+            // Finished requests are most of what a store holds, for the whole retention window:
+            // give back the spare capacity of their vectors (a no-op when there is none).
+            req.history.shrink_to_fit();
+            req.errors.shrink_to_fit();
+        }
         let (id, priority, due) = (req.request_id, req.priority, due_at(req));
         let finished_at = req.completed_at.unwrap_or(t.at());
         let processing_us = match (req.started_at, req.completed_at) {
@@ -522,7 +522,12 @@ impl Inner {
         if let Some(us) = processing_us
             && let Some(h) = &mut self.processing
         {
-            h.saturating_record(u64::try_from(us).unwrap_or(0));
+            let us = u64::try_from(us).unwrap_or(0);
+            // `record` grows the auto-resizing histogram; `saturating_record` would clamp to its
+            // current range instead. It fails only if the counts array cannot grow.
+            if h.record(us).is_err() {
+                h.saturating_record(us);
+            }
         }
         if let Change::Fail { error } | Change::TimeOut { error } | Change::Retry { error, .. } = t.change() {
             self.record_error(error);
@@ -530,7 +535,12 @@ impl Inner {
         Ok(from)
     }
 
-    fn rescue_slots(&mut self, slots: impl Iterator<Item = u32>, reason: &'static str, now: Timestamp) -> Vec<RequestId> {
+    fn rescue_slots(
+        &mut self,
+        slots: impl Iterator<Item = u32>,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> Vec<RequestId> {
         let mut out = Vec::new();
         for slot in slots {
             let Some(r) = self.slab.get(slot) else { continue };
@@ -552,9 +562,8 @@ impl Inner {
         if self.ready_items > pending.saturating_mul(2).saturating_add(COMPACT_SLACK) {
             let slab = &self.slab;
             self.ready_items = 0;
-            for heap in &mut self.queues {
-                heap.retain(|i| slab.is_pending(i.slot, i.id));
-                self.ready_items += heap.len();
+            for rq in &mut self.queues {
+                self.ready_items += rq.retain(|i| slab.is_pending(i.slot, i.id));
             }
         }
         let scheduled = usize::try_from(self.counts[RequestStatus::Scheduled as usize]).unwrap_or(usize::MAX);
@@ -658,7 +667,11 @@ impl Inner {
             finished_in_window: (self.finished.len() - before_window) as u64,
             top_errors: top
                 .into_iter()
-                .map(|(code, t)| ErrorCount { code: code.clone(), count: t.count, last_message: t.last_message.clone() })
+                .map(|(code, t)| ErrorCount {
+                    code: code.clone(),
+                    count: t.count,
+                    last_message: t.last_message.clone(),
+                })
                 .collect(),
         }
     }
@@ -668,7 +681,8 @@ impl Inner {
     /// Removes what retention allows and returns the removed requests, for the caller to drop
     /// outside the lock.
     fn delete_finished(&mut self, p: &RetentionParams) -> Vec<Request> {
-        let mut removed = Vec::new();
+        // Sized up front: growing a vector of requests copies them.
+        let mut removed = Vec::with_capacity(p.batch_limit.min(self.finished.len()));
         while removed.len() < p.batch_limit {
             let Some(front) = self.finished.front() else { break };
             let over_count = p.max_finished.is_some_and(|max| self.finished.len() > max);
@@ -709,6 +723,87 @@ fn smallest_sorted<T>(v: &mut Vec<T>, n: usize, mut cmp: impl FnMut(&T, &T) -> s
         v.truncate(n);
     }
     v.sort_unstable_by(cmp);
+}
+
+// ===== ReadyQueue =====
+
+/// The pending requests of one task: a FIFO per priority and a bitmap of the non-empty ones.
+#[derive(Default)]
+struct ReadyQueue {
+    /// Indexed by priority; grown to the highest priority seen.
+    levels: Vec<VecDeque<ReadyItem>>,
+    nonempty: [u64; 4],
+}
+
+impl ReadyQueue {
+    fn push(&mut self, priority: u8, item: ReadyItem) {
+        let p = usize::from(priority);
+        if self.levels.len() <= p {
+            self.levels.resize_with(p + 1, VecDeque::new);
+        }
+        if let Some(level) = self.levels.get_mut(p) {
+            level.push_back(item);
+            self.nonempty[p / 64] |= 1 << (p % 64);
+        }
+    }
+
+    /// The highest non-empty priority.
+    fn top(&self) -> Option<usize> {
+        (0..4).rev().find_map(|w| {
+            let bits = self.nonempty[w];
+            (bits != 0).then(|| w * 64 + 63 - bits.leading_zeros() as usize)
+        })
+    }
+
+    fn mark_empty(&mut self, p: usize) {
+        self.nonempty[p / 64] &= !(1 << (p % 64));
+        if let Some(level) = self.levels.get_mut(p)
+            && level.capacity() > LEVEL_KEEP
+        {
+            level.shrink_to_fit();
+        }
+    }
+
+    /// The priority and sequence number of the best live entry, dropping the stale entries in
+    /// front of it (and counting them off `items`).
+    fn live_head(&mut self, slab: &Slab, items: &mut usize) -> Option<(u8, u64)> {
+        loop {
+            let p = self.top()?;
+            let level = self.levels.get_mut(p)?;
+            while let Some(front) = level.front() {
+                if slab.is_pending(front.slot, front.id) {
+                    return Some((p as u8, front.seq));
+                }
+                level.pop_front();
+                *items -= 1;
+            }
+            self.mark_empty(p);
+        }
+    }
+
+    fn pop(&mut self, priority: u8) -> Option<ReadyItem> {
+        let p = usize::from(priority);
+        let level = self.levels.get_mut(p)?;
+        let item = level.pop_front();
+        if level.is_empty() {
+            self.mark_empty(p);
+        }
+        item
+    }
+
+    /// Keeps the entries `keep` accepts; returns how many remain.
+    fn retain(&mut self, mut keep: impl FnMut(&ReadyItem) -> bool) -> usize {
+        let mut n = 0;
+        for p in 0..self.levels.len() {
+            let Some(level) = self.levels.get_mut(p) else { continue };
+            level.retain(&mut keep);
+            n += level.len();
+            if level.is_empty() {
+                self.mark_empty(p);
+            }
+        }
+        n
+    }
 }
 
 // ===== Slab =====
