@@ -17,8 +17,11 @@ fn ids(rs: &[atmo_core::Request]) -> Vec<RequestId> {
 pub async fn claim_orders_by_priority_then_fifo<S: Store>(store: S) {
     // Creation times run backwards, so a store ordering by `created_at` or by id fails.
     let spec = [5u8, 9, 5, 1, 9, 10, 5];
-    let reqs: Vec<_> =
-        spec.iter().enumerate().map(|(i, &p)| request("q").priority(p).created_at(at(100 - i as i64)).build()).collect();
+    let reqs: Vec<_> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| request("q").priority(p).created_at(at(100 - i as i64)).build())
+        .collect();
     insert(&store, reqs.clone()).await;
     let claimed = claim(&store, &["q"], 100).await;
     let order = [5usize, 1, 4, 0, 2, 6, 3];
@@ -93,10 +96,7 @@ pub async fn claim_merges_tasks_by_priority<S: Store>(store: S) {
     let a8_late = request("a").priority(8).build();
     insert(&store, vec![a3.clone(), a8.clone(), b8.clone(), b5.clone(), c10.clone(), a8_late.clone()]).await;
     let claimed = claim(&store, &["b", "a"], 10).await;
-    assert_eq!(
-        ids(&claimed),
-        vec![a8.request_id, b8.request_id, a8_late.request_id, b5.request_id, a3.request_id]
-    );
+    assert_eq!(ids(&claimed), vec![a8.request_id, b8.request_id, a8_late.request_id, b5.request_id, a3.request_id]);
     assert_eq!(get(&store, c10.request_id).await.status, RequestStatus::Pending);
 }
 
@@ -118,7 +118,8 @@ pub async fn concurrent_claims_are_exclusive<S: Store>(store: S) {
     const CLAIMERS: usize = 8;
     let mut all = Vec::new();
     for (t, task) in TASKS.iter().enumerate() {
-        let batch: Vec<_> = (0..PER_TASK).map(|i| request(task).priority(1 + ((i * 7 + t) % 10) as u8).build()).collect();
+        let batch: Vec<_> =
+            (0..PER_TASK).map(|i| request(task).priority(1 + ((i * 7 + t) % 10) as u8).build()).collect();
         all.extend(batch.iter().map(|r| r.request_id));
         insert(&store, batch).await;
     }

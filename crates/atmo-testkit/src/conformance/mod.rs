@@ -67,7 +67,14 @@ pub async fn insert<S: Store>(store: &S, requests: Vec<Request>) {
 }
 
 /// Claim parameters for `tasks`.
-pub fn claim_params(bank: &str, tasks: &[&str], limit: usize, owner: &str, now: Timestamp, until: Timestamp) -> ClaimParams {
+pub fn claim_params(
+    bank: &str,
+    tasks: &[&str],
+    limit: usize,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> ClaimParams {
     ClaimParams {
         bank_id: Arc::from(bank),
         task_ids: tasks.iter().map(|t| Arc::from(*t)).collect(),

@@ -20,7 +20,10 @@ pub async fn retry_schedules_then_promotes_at_run_at<S: Store>(store: S) {
     assert_eq!((out.from, out.to, out.attempt), (RequestStatus::Processing, RequestStatus::Scheduled, 1));
 
     let scheduled = get(&store, id).await;
-    assert_eq!((scheduled.status, scheduled.run_at, scheduled.completed_at), (RequestStatus::Scheduled, Some(at(30)), None));
+    assert_eq!(
+        (scheduled.status, scheduled.run_at, scheduled.completed_at),
+        (RequestStatus::Scheduled, Some(at(30)), None)
+    );
     assert_eq!(scheduled.errors, vec![e]);
     assert_eq!(store.next_scheduled().await.expect("next"), Some(at(30)));
     assert!(claim(&store, &["retry"], 1).await.is_empty(), "not claimable while scheduled");

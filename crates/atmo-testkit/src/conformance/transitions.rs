@@ -167,8 +167,11 @@ pub async fn terminal_states_never_change<S: Store>(store: S) {
 /// A transition for an unknown request is `NotFound`.
 pub async fn unknown_request_is_not_found<S: Store>(store: S) {
     let id = request_id(at(0));
-    for t in [Transition::cancel(id, "x", at(1)), Transition::start(id, 1, worker(), at(1)), Transition::promote(id, 0, at(1))]
-    {
+    for t in [
+        Transition::cancel(id, "x", at(1)),
+        Transition::start(id, 1, worker(), at(1)),
+        Transition::promote(id, 0, at(1)),
+    ] {
         assert_eq!(apply1(&store, t).await, Err(TransitionRejected::NotFound));
     }
 }

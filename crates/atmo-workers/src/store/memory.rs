@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap;
 /// that a new store is cheap, large enough that the chunk list stays short.
 const CHUNK: usize = 1024;
 
-/// Stale heap entries tolerated before a compaction (beyond one per live entry), so that a
+/// Stale queue entries tolerated before a compaction (beyond one per live entry), so that a
 /// burst of cancellations of a task nobody claims does not grow its queue without bound.
 const COMPACT_SLACK: usize = 1024;
 
@@ -507,7 +507,7 @@ impl Inner {
             self.leases.remove(&slot);
         }
         // Leaving pending or scheduled other than through a claim or promotion (a cancel, a
-        // direct promote) leaves a stale heap entry behind; `maybe_compact` bounds those.
+        // direct promote) leaves a stale queue entry behind; `maybe_compact` bounds those.
         match to {
             RequestStatus::Pending => {
                 if let Some(task) = task {
@@ -556,7 +556,8 @@ impl Inner {
         out
     }
 
-    /// Rebuilds the heaps without their stale entries once those outnumber the live ones.
+    /// Rebuilds the ready queues and the scheduled heap without their stale entries once those
+    /// outnumber the live ones.
     fn maybe_compact(&mut self) {
         let pending = usize::try_from(self.counts[RequestStatus::Pending as usize]).unwrap_or(usize::MAX);
         if self.ready_items > pending.saturating_mul(2).saturating_add(COMPACT_SLACK) {
@@ -920,11 +921,157 @@ impl Idempotency {
     }
 
     fn remove(&mut self, key: &str, slot: u32) {
-        let hash = self.hash(key);
+        self.remove_hashed(self.hash(key), key, slot);
+    }
+
+    fn remove_hashed(&mut self, hash: u64, key: &str, slot: u32) {
         if self.by_hash.get(&hash) == Some(&slot) {
             self.by_hash.remove(&hash);
         } else if self.collisions.get(key) == Some(&slot) {
             self.collisions.remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+// Tests fail by panicking; the conformance suite (tests/conformance.rs) covers the `Store`
+// contract, these cover what only this layout can get wrong.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::borrow::Cow;
+
+    use atmo_core::{HistoryEntry, RetentionParams};
+    use futures::executor::block_on;
+    use serde_json::json;
+
+    use super::*;
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millis(1_700_000_000_000 + ms)
+    }
+
+    fn req(task: &str, priority: u8, n: u8) -> Request {
+        Request {
+            request_id: RequestId::from_parts(t(0), [0, 0, 0, 0, 0, 0, 0, 0, 0, n]),
+            task_id: Arc::from(task),
+            parameters: Arc::new(json!({})),
+            status: RequestStatus::Pending,
+            priority,
+            client_id: None,
+            metadata: None,
+            idempotency_key: None,
+            attempts: 0,
+            bank_id: None,
+            worker_id: None,
+            created_at: t(0),
+            updated_at: t(0),
+            run_at: None,
+            assigned_at: None,
+            started_at: None,
+            completed_at: None,
+            timeout: None,
+            retry: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            history: vec![HistoryEntry {
+                from: None,
+                to: RequestStatus::Pending,
+                at: t(0),
+                reason: Cow::Borrowed("submitted"),
+                bank_id: None,
+                worker_id: None,
+                attempt: 0,
+            }],
+        }
+    }
+
+    fn claim(store: &MemoryStore, task: &str, limit: usize) -> Vec<RequestId> {
+        let p = ClaimParams {
+            bank_id: Arc::from("b"),
+            task_ids: vec![Arc::from(task)],
+            limit,
+            owner: Arc::from("o"),
+            now: t(1),
+            lease_until: t(100),
+        };
+        block_on(store.claim(p)).unwrap().into_iter().map(|r| r.request_id).collect()
+    }
+
+    /// A cancelled request's queue entry outlives the request; when its slot is reused by a new
+    /// pending request, the old entry must not hand the new request out twice.
+    #[test]
+    fn reused_slot_does_not_revive_a_stale_entry() {
+        let store = MemoryStore::new();
+        let a = req("t", 5, 1);
+        block_on(store.insert_many(vec![a.clone()])).unwrap();
+        block_on(store.apply(vec![Transition::cancel(a.request_id, "x", t(1))])).unwrap();
+        let p = RetentionParams { finished_before: Timestamp::MAX, max_finished: None, batch_limit: 10 };
+        assert_eq!(block_on(store.delete_finished(p)).unwrap(), 1);
+        let b = req("t", 5, 2);
+        block_on(store.insert_many(vec![b.clone()])).unwrap();
+        assert_eq!(store.inner.lock().index.get(&b.request_id.as_u128()), Some(&0), "slot 0 was reused");
+        assert_eq!(claim(&store, "t", 10), vec![b.request_id]);
+        assert!(claim(&store, "t", 10).is_empty());
+    }
+
+    /// Priorities outside 1–10 still order correctly in the bucket queue.
+    #[test]
+    fn every_u8_priority_orders() {
+        let store = MemoryStore::new();
+        let reqs: Vec<Request> =
+            [0u8, 255, 10, 64, 63, 1, 128].iter().enumerate().map(|(i, &p)| req("t", p, i as u8)).collect();
+        block_on(store.insert_many(reqs.clone())).unwrap();
+        let order: Vec<u8> = claim(&store, "t", 100)
+            .into_iter()
+            .map(|id| reqs.iter().find(|r| r.request_id == id).unwrap().priority)
+            .collect();
+        assert_eq!(order, vec![255, 128, 64, 63, 10, 1, 0]);
+    }
+
+    /// Mass cancellation is compacted away instead of accumulating.
+    #[test]
+    fn stale_entries_are_compacted() {
+        let store = MemoryStore::new();
+        // Distinct ids (the helper takes a `u8`).
+        let reqs: Vec<Request> = (0..3000)
+            .map(|_| req("t", 5, 0))
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.request_id = RequestId::from_u128(1_000_000 + i as u128);
+                r
+            })
+            .collect();
+        block_on(store.insert_many(reqs.clone())).unwrap();
+        let cancels = reqs.iter().skip(1).map(|r| Transition::cancel(r.request_id, "x", t(1))).collect();
+        assert!(block_on(store.apply(cancels)).unwrap().iter().all(Result::is_ok));
+        let inner = store.inner.lock();
+        assert!(inner.ready_items <= 1 + COMPACT_SLACK, "{} entries left", inner.ready_items);
+        drop(inner);
+        assert_eq!(claim(&store, "t", 10), vec![reqs[0].request_id]);
+    }
+
+    /// Two keys with one hash are told apart, found, and removed independently.
+    #[test]
+    fn idempotency_hash_collisions_are_exact() {
+        let mut slab = Slab::default();
+        let mut a = req("t", 5, 1);
+        a.idempotency_key = Some("alpha".into());
+        let mut b = req("t", 5, 2);
+        b.idempotency_key = Some("beta".into());
+        let (ia, ib) = (a.request_id, b.request_id);
+        let (sa, sb) = (slab.insert(a), slab.insert(b));
+        let mut idem = Idempotency::default();
+        // Force the collision: both keys under hash 7.
+        idem.insert(7, "alpha", sa);
+        idem.insert(7, "beta", sb);
+        assert_eq!(idem.find(7, "alpha", &slab), Some(ia));
+        assert_eq!(idem.find(7, "beta", &slab), Some(ib));
+        assert_eq!(idem.find(7, "gamma", &slab), None);
+        idem.remove_hashed(7, "alpha", sa);
+        assert_eq!(idem.find(7, "alpha", &slab), None);
+        assert_eq!(idem.find(7, "beta", &slab), Some(ib), "the colliding key survives its partner");
+        idem.remove_hashed(7, "beta", sb);
+        assert!(idem.by_hash.is_empty() && idem.collisions.is_empty());
     }
 }

@@ -1,0 +1,26 @@
+//! `atmo bench`: end-to-end benchmarks, each against a baseline measured in the same run.
+//!
+//! One file per concern: [`inproc`] orchestrates the in-process scenarios (repeats,
+//! interleaving, medians), [`engine`] drives Atmo Workers, [`baseline`] drives the plain
+//! threads it is compared with, [`work`] is the trivial task both do, [`stats`] computes
+//! medians and percentiles, and [`report`] prints the lines. Later kinds of bench (`durable`,
+//! `process`, `http`) get a file each beside `inproc` and reuse the rest.
+
+mod baseline;
+mod engine;
+mod inproc;
+mod report;
+mod stats;
+mod work;
+
+use crate::cli::BenchCommand;
+
+/// Runs one `atmo bench` subcommand, printing its report on stdout.
+///
+/// # Errors
+/// A scenario that fails (the engine returned an error or a wrong result), or stdout closing.
+pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Inproc(args) => inproc::run(args),
+    }
+}
