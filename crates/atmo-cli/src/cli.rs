@@ -85,7 +85,7 @@ pub(crate) struct InprocArgs {
     pub(crate) scenario: Vec<InprocScenario>,
 
     /// Requests per `submit_many_and_wait` call in the throughput scenario.
-    #[arg(long, value_name = "N", default_value_t = 2048, help_heading = "Tuning",
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Tuning",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) batch: u32,
 

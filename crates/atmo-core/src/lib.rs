@@ -51,6 +51,6 @@ pub use request::{
 };
 pub use retry::RetryPolicy;
 pub use status::RequestStatus;
-pub use store::{Applied, ApplyOutcome, ClaimParams, InsertOutcome, MetricsParams, RetentionParams, Store, StoreError, StoreFuture};
+pub use store::{Applied, ApplyOutcome, ClaimParams, Claimed, Promoted, InsertOutcome, MetricsParams, RetentionParams, Store, StoreError, StoreFuture};
 pub use time::{Clock, ManualClock, Timestamp};
 pub use transition::{Change, Expect, Transition, TransitionRejected, apply_claim, apply_transition};

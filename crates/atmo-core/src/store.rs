@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The file or database is not an Atmo store.
     #[error("not an Atmo Workers store: {0}")]
     NotAStore(String),
+    /// The query is malformed (a client mistake, not a store failure).
+    #[error(transparent)]
+    InvalidQuery(#[from] crate::query::InvalidCursor),
 }
 
 /// The outcome of inserting one request.
@@ -85,6 +88,49 @@ pub struct ClaimParams {
     pub now: Timestamp,
     /// The lease expires then unless heartbeated.
     pub lease_until: Timestamp,
+}
+
+/// What a claim hands to the engine: what running one attempt needs, nothing more (no
+/// history, no metadata), so claiming stays cheap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The request.
+    pub request_id: RequestId,
+    /// Its task.
+    pub task_id: Arc<str>,
+    /// Its validated parameters.
+    pub parameters: Arc<serde_json::Value>,
+    /// The attempt this claim starts (1-based).
+    pub attempt: u32,
+    /// Its priority.
+    pub priority: u8,
+    /// Its own timeout, if it set one.
+    pub timeout: Option<std::time::Duration>,
+    /// Its own retry policy, if it set one.
+    pub retry: Option<Box<crate::retry::RetryPolicy>>,
+}
+
+impl From<&Request> for Claimed {
+    fn from(r: &Request) -> Self {
+        Claimed {
+            request_id: r.request_id,
+            task_id: r.task_id.clone(),
+            parameters: r.parameters.clone(),
+            attempt: r.attempts,
+            priority: r.priority,
+            timeout: r.timeout,
+            retry: r.retry.clone(),
+        }
+    }
+}
+
+/// A scheduled request that became pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promoted {
+    /// The request.
+    pub id: RequestId,
+    /// Its attempt count (0 for a delayed submission, the failed attempt's number for a retry).
+    pub attempt: u32,
 }
 
 /// A transition that took effect.
@@ -146,14 +192,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Claims up to `limit` pending requests of the given tasks, highest priority first, FIFO
     /// within a priority: each becomes `assigned` to the bank, its attempt counted, under a lease
     /// held by `owner`. Each request is claimed by at most one caller.
-    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Request>>;
+    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>>;
 
     /// Applies transitions in order, each compare-and-set on its expected state. One outcome per
     /// transition. A finished lease is released.
     fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>>;
 
     /// Moves up to `limit` scheduled requests whose `run_at` is at or before `now` to `pending`.
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>>;
+    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>>;
 
     /// The earliest `run_at` of a scheduled request.
     fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>>;

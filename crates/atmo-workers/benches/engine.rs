@@ -75,10 +75,10 @@ fn memory_store(c: &mut Criterion) {
                     store.insert_many(requests).await.map_err(|e| e.to_string())?;
                     let claimed = store.claim(claim.clone()).await.map_err(|e| e.to_string())?;
                     let starts =
-                        claimed.iter().map(|r| Transition::start(r.request_id, r.attempts, worker.clone(), at(2)));
+                        claimed.iter().map(|r| Transition::start(r.request_id, r.attempt, worker.clone(), at(2)));
                     store.apply(starts.collect()).await.map_err(|e| e.to_string())?;
                     let ends =
-                        claimed.iter().map(|r| Transition::complete(r.request_id, r.attempts, result.clone(), at(3)));
+                        claimed.iter().map(|r| Transition::complete(r.request_id, r.attempt, result.clone(), at(3)));
                     let done = store.apply(ends.collect()).await.map_err(|e| e.to_string())?;
                     if done.iter().any(Result::is_err) || done.len() != BATCH {
                         return Err("a transition was rejected".to_owned());

@@ -552,32 +552,32 @@ impl RequestManager {
                     request_id: req.request_id,
                     from: Some(RequestStatus::Pending),
                     to: RequestStatus::Assigned,
-                    attempt: req.attempts,
+                    attempt: req.attempt,
                 });
                 self.inner.events.emit_with(|| EventKind::RequestAssigned {
                     request_id: req.request_id,
                     bank_id: bank.clone(),
-                    attempt: req.attempts,
+                    attempt: req.attempt,
                 });
                 let at = self.inner.clock.now();
-                transitions.push(Transition::start(req.request_id, req.attempts, worker.clone(), at));
+                transitions.push(Transition::start(req.request_id, req.attempt, worker.clone(), at));
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer(&req.task_id, &req.parameters)));
                 let at = self.inner.clock.now();
                 transitions.push(match outcome {
-                    Ok(Ok(v)) => Transition::complete(req.request_id, req.attempts, Arc::new(v), at),
+                    Ok(Ok(v)) => Transition::complete(req.request_id, req.attempt, Arc::new(v), at),
                     Ok(Err(e)) => Transition::fail(
                         req.request_id,
-                        req.attempts,
-                        atmo_core::RequestError::from_task_error(e, false, req.attempts, at),
+                        req.attempt,
+                        atmo_core::RequestError::from_task_error(e, false, req.attempt, at),
                         at,
                     ),
                     Err(p) => Transition::fail(
                         req.request_id,
-                        req.attempts,
+                        req.attempt,
                         atmo_core::RequestError::from_task_error(
                             TaskError::system("HANDLER_PANIC", crate::engine::thread::panic_message(&*p)),
                             false,
-                            req.attempts,
+                            req.attempt,
                             at,
                         ),
                         at,

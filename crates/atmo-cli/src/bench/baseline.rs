@@ -19,6 +19,9 @@ use serde_json::Value;
 use super::work;
 use crate::alloc::Counting;
 
+/// Worker threads, as many as the engine's bank has.
+pub(crate) const THREADS: usize = 2;
+
 /// What a worker thread receives.
 struct Job {
     params: Value,

@@ -3,7 +3,10 @@
 //! Each scenario runs `--repeat` times. A run measures the engine and the baseline back to
 //! back, alternating which goes first, so both see the same machine (other processes, CPU
 //! frequency) and neither always gets the warmer caches; the report gives the median of each.
-//! The engine is started afresh for every run, outside the timed part.
+//! The engine is started afresh for every run, outside the timed part, so every run sees an
+//! empty store (one engine reused across runs would carry millions of finished requests into
+//! the later ones). It runs on a multi-thread tokio runtime (`--runtime-threads`, default 2)
+//! with one bank of 2 worker threads; the baseline has 2 threads too.
 //!
 //! | scenario | value | baseline | target |
 //! | --- | --- | --- | --- |
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::baseline::Pool;
+use super::baseline::{self, Pool};
 use super::report::Line;
 use super::stats::{median, percentile_micros};
 use super::{engine, work};
@@ -70,7 +73,7 @@ pub(crate) fn run(args: &InprocArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let pool = Pool::start(2)?;
+    let pool = Pool::start(baseline::THREADS)?;
     let scenarios: &[InprocScenario] = if args.scenario.is_empty() { &InprocScenario::ALL } else { &args.scenario };
     let mut out = std::io::stdout().lock();
     for &scenario in InprocScenario::ALL.iter().filter(|s| scenarios.contains(s)) {

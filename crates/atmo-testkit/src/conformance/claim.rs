@@ -3,12 +3,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use atmo_core::{RequestId, RequestStatus, Store};
+use atmo_core::{Claimed, Request, RequestId, RequestStatus, RetryPolicy, Store};
+use serde_json::json;
 
 use super::{BANK, OWNER, claim, claim_params, claim_time, get, insert, lease_until, metrics};
 use crate::fixtures::{at, just_after, request};
 
-fn ids(rs: &[atmo_core::Request]) -> Vec<RequestId> {
+fn ids(cs: &[Claimed]) -> Vec<RequestId> {
+    cs.iter().map(|c| c.request_id).collect()
+}
+
+fn request_ids(rs: &[Request]) -> Vec<RequestId> {
     rs.iter().map(|r| r.request_id).collect()
 }
 
@@ -48,36 +53,51 @@ pub async fn claim_respects_limit<S: Store>(store: S) {
     let reqs: Vec<_> = (0..5).map(|_| request("l").build()).collect();
     insert(&store, reqs.clone()).await;
     assert!(claim(&store, &["l"], 0).await.is_empty(), "limit 0 claims nothing");
-    assert_eq!(ids(&claim(&store, &["l", "l"], 2).await), ids(&reqs[..2]));
-    assert_eq!(ids(&claim(&store, &["l"], 10).await), ids(&reqs[2..]));
+    assert_eq!(ids(&claim(&store, &["l", "l"], 2).await), request_ids(&reqs[..2]));
+    assert_eq!(ids(&claim(&store, &["l"], 10).await), request_ids(&reqs[2..]));
     assert!(claim(&store, &["l"], 10).await.is_empty());
     let m = metrics(&store).await;
     assert_eq!((m.count(RequestStatus::Pending), m.count(RequestStatus::Assigned)), (0, 5));
 }
 
-/// A claim makes the request `assigned` to the bank, counts the attempt, records the history
-/// entry, and holds a lease until `lease_until`.
+/// A claim hands out what running the attempt needs (task, parameters, attempt, priority,
+/// timeout, retry policy); the stored request becomes `assigned` to the bank, its attempt
+/// counted and the history entry recorded, under a lease until `lease_until`.
 pub async fn claim_assigns_counts_attempt_and_leases<S: Store>(store: S) {
-    let r = request("one").created_at(at(1)).build();
+    let mut r = request("one")
+        .created_at(at(1))
+        .priority(8)
+        .parameters(json!({"n": 1, "deep": [true, null]}))
+        .timeout(std::time::Duration::from_millis(2500))
+        .build();
+    r.retry = Some(Box::new(RetryPolicy { max_retries: 7, ..RetryPolicy::default() }));
     insert(&store, vec![r.clone()]).await;
     let claimed = claim(&store, &["one"], 1).await;
     assert_eq!(claimed.len(), 1);
     let c = &claimed[0];
     assert_eq!(c.request_id, r.request_id);
-    assert_eq!(c.status, RequestStatus::Assigned);
-    assert_eq!(c.attempts, 1);
-    assert_eq!(c.bank_id.as_deref(), Some(BANK));
-    assert_eq!(c.worker_id, None);
-    assert_eq!(c.assigned_at, Some(claim_time()));
-    assert_eq!(c.updated_at, claim_time());
-    assert_eq!(c.created_at, at(1));
-    assert_eq!(c.history.len(), 2);
-    let h = &c.history[1];
+    assert_eq!(&*c.task_id, "one");
+    assert_eq!(c.parameters, r.parameters);
+    assert_eq!(c.attempt, 1);
+    assert_eq!(c.priority, 8);
+    assert_eq!(c.timeout, Some(std::time::Duration::from_millis(2500)));
+    assert_eq!(c.retry, r.retry);
+
+    let stored = get(&store, r.request_id).await;
+    assert_eq!(stored.status, RequestStatus::Assigned);
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.bank_id.as_deref(), Some(BANK));
+    assert_eq!(stored.worker_id, None);
+    assert_eq!(stored.assigned_at, Some(claim_time()));
+    assert_eq!(stored.updated_at, claim_time());
+    assert_eq!(stored.created_at, at(1));
+    assert_eq!(stored.history.len(), 2);
+    let h = &stored.history[1];
     assert_eq!(
         (h.from, h.to, h.at, h.bank_id.as_deref(), h.worker_id.as_deref(), h.attempt),
         (Some(RequestStatus::Pending), RequestStatus::Assigned, claim_time(), Some(BANK), None, 1)
     );
-    assert_eq!(&get(&store, r.request_id).await, c, "the claim returns the stored request");
+    assert_eq!(&Claimed::from(&stored), c, "the claim describes the stored request");
 
     // The lease: not expired at its own instant, expired one microsecond later.
     assert!(store.rescue_expired(lease_until(), 10).await.expect("rescue").is_empty());
@@ -138,20 +158,23 @@ pub async fn concurrent_claims_are_exclusive<S: Store>(store: S) {
                 if batch.is_empty() {
                     break;
                 }
-                for r in batch {
-                    assert_eq!((r.status, r.attempts), (RequestStatus::Assigned, 1));
-                    assert_eq!(r.bank_id.as_deref(), Some(bank.as_str()));
-                    got.push(r.request_id);
+                for c in batch {
+                    assert_eq!(c.attempt, 1, "request {} is on its first attempt", c.request_id);
+                    got.push(c.request_id);
                 }
                 tokio::task::yield_now().await;
             }
-            got
+            (bank, got)
         }));
     }
     let mut seen = HashSet::new();
     for h in handles {
-        for id in h.await.expect("claimer finished") {
+        let (bank, got) = h.await.expect("claimer finished");
+        for id in got {
             assert!(seen.insert(id), "request {id} was claimed twice");
+            let r = get(&*store, id).await;
+            assert_eq!((r.status, r.attempts), (RequestStatus::Assigned, 1));
+            assert_eq!(r.bank_id.as_deref(), Some(bank.as_str()), "request {id} is assigned to its claimer");
         }
     }
     assert_eq!(seen.len(), all.len(), "every request was claimed");

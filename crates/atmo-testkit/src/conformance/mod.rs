@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use atmo_core::{
-    ApplyOutcome, ClaimParams, InsertOutcome, MetricsParams, Progress, Request, RequestId, RequestStatus, Store,
+    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Progress, Request, RequestId, RequestStatus, Store,
     StoreMetrics, Timestamp, Transition,
 };
 use serde_json::json;
@@ -86,7 +86,7 @@ pub fn claim_params(
 }
 
 /// Claims up to `limit` of `tasks` for [`BANK`] as [`OWNER`] at [`claim_time`].
-pub async fn claim<S: Store>(store: &S, tasks: &[&str], limit: usize) -> Vec<Request> {
+pub async fn claim<S: Store>(store: &S, tasks: &[&str], limit: usize) -> Vec<Claimed> {
     store.claim(claim_params(BANK, tasks, limit, OWNER, claim_time(), lease_until())).await.expect("claim")
 }
 

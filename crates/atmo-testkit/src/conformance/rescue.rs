@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{apply1, claim_params, get, insert, worker};
 use crate::fixtures::{at, just_after, request};
 
-async fn claim_as<S: Store>(store: &S, task: &str, owner: &str, until: atmo_core::Timestamp) -> atmo_core::Request {
+async fn claim_as<S: Store>(store: &S, task: &str, owner: &str, until: atmo_core::Timestamp) -> atmo_core::Claimed {
     let mut got = store.claim(claim_params("bank-r", &[task], 1, owner, at(10), until)).await.expect("claim");
     assert_eq!(got.len(), 1, "one request of {task} is claimed");
     got.remove(0)
@@ -67,7 +67,7 @@ pub async fn rescued_request_is_claimable_again<S: Store>(store: S) {
     insert(&store, vec![r]).await;
     for attempt in 1..=3u32 {
         let c = claim_as(&store, "again", "n", at(20)).await;
-        assert_eq!((c.request_id, c.attempts), (id, attempt));
+        assert_eq!((c.request_id, c.attempt), (id, attempt));
         apply1(&store, Transition::start(id, attempt, worker(), at(11))).await.expect("start");
         assert_eq!(store.rescue_expired(at(21), 10).await.expect("rescue"), vec![id]);
     }

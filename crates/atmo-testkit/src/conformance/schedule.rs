@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use atmo_core::{RequestStatus, Store, Transition};
+use atmo_core::{Promoted, RequestId, RequestStatus, Store, Transition};
 
 use super::{apply1, claim, get, insert, metrics, worker};
 use crate::fixtures::{at, error, just_after, just_before, request};
+
+fn ids(ps: &[Promoted]) -> Vec<RequestId> {
+    ps.iter().map(|p| p.id).collect()
+}
 
 /// A retry schedules the request at `run_at`; it is promoted at that instant, not before, and
 /// the next claim counts a second attempt.
@@ -29,7 +33,8 @@ pub async fn retry_schedules_then_promotes_at_run_at<S: Store>(store: S) {
     assert!(claim(&store, &["retry"], 1).await.is_empty(), "not claimable while scheduled");
 
     assert!(store.promote_scheduled(just_before(at(30)), 10).await.expect("promote").is_empty());
-    assert_eq!(store.promote_scheduled(at(30), 10).await.expect("promote"), vec![id]);
+    let promoted = store.promote_scheduled(at(30), 10).await.expect("promote");
+    assert_eq!(promoted, vec![Promoted { id, attempt: 1 }], "a retry's promotion reports the failed attempt");
     let promoted = get(&store, id).await;
     assert_eq!((promoted.status, promoted.run_at, promoted.attempts), (RequestStatus::Pending, None, 1));
     let h = promoted.history.last().expect("history");
@@ -38,7 +43,9 @@ pub async fn retry_schedules_then_promotes_at_run_at<S: Store>(store: S) {
 
     let again = claim(&store, &["retry"], 1).await;
     assert_eq!(again.len(), 1);
-    assert_eq!((again[0].attempts, again[0].status), (2, RequestStatus::Assigned));
+    assert_eq!((again[0].request_id, again[0].attempt), (id, 2));
+    let assigned = get(&store, id).await;
+    assert_eq!((assigned.attempts, assigned.status), (2, RequestStatus::Assigned));
     let done = apply1(&store, Transition::start(id, 2, worker(), at(31))).await.expect("start 2");
     assert_eq!(done.attempt, 2);
 }
@@ -54,17 +61,20 @@ pub async fn delayed_submissions_promote_in_run_at_order<S: Store>(store: S) {
     assert_eq!(store.next_scheduled().await.expect("next"), Some(at(100)));
     assert!(store.promote_scheduled(at(50), 10).await.expect("promote").is_empty());
 
-    let mut first = store.promote_scheduled(at(100), 1).await.expect("promote");
-    assert_eq!(first.len(), 1, "the limit is honoured");
-    first.extend(store.promote_scheduled(at(100), 0).await.expect("promote"));
-    assert_eq!(first.len(), 1, "limit 0 promotes nothing");
-    first.extend(store.promote_scheduled(at(250), 10).await.expect("promote"));
+    let mut promoted = store.promote_scheduled(at(100), 1).await.expect("promote");
+    assert_eq!(promoted.len(), 1, "the limit is honoured");
+    promoted.extend(store.promote_scheduled(at(100), 0).await.expect("promote"));
+    assert_eq!(promoted.len(), 1, "limit 0 promotes nothing");
+    promoted.extend(store.promote_scheduled(at(250), 10).await.expect("promote"));
+    assert!(promoted.iter().all(|p| p.attempt == 0), "a delayed submission has no attempt yet: {promoted:?}");
+    let mut first = ids(&promoted);
     first.sort();
     let mut expected = vec![t1.request_id, t1b.request_id, t2.request_id];
     expected.sort();
     assert_eq!(first, expected);
     assert_eq!(store.next_scheduled().await.expect("next"), Some(at(300)));
-    assert_eq!(store.promote_scheduled(just_after(at(300)), 10).await.expect("promote"), vec![t3.request_id]);
+    let last = store.promote_scheduled(just_after(at(300)), 10).await.expect("promote");
+    assert_eq!(last, vec![Promoted { id: t3.request_id, attempt: 0 }]);
     assert_eq!(store.next_scheduled().await.expect("next"), None);
     assert_eq!(metrics(&store).await.count(RequestStatus::Pending), 4);
 }
@@ -74,7 +84,7 @@ pub async fn promote_scheduled_takes_the_earliest_first<S: Store>(store: S) {
     let reqs: Vec<_> = (0..6).rev().map(|i| request("e").run_at(at(10 + i)).build()).collect();
     insert(&store, reqs.clone()).await;
     let promoted = store.promote_scheduled(at(1000), 2).await.expect("promote");
-    assert_eq!(promoted, vec![reqs[5].request_id, reqs[4].request_id]);
+    assert_eq!(ids(&promoted), vec![reqs[5].request_id, reqs[4].request_id]);
     assert_eq!(store.next_scheduled().await.expect("next"), Some(at(12)));
 }
 
@@ -91,6 +101,7 @@ pub async fn direct_promote_then_retry_uses_the_new_run_at<S: Store>(store: S) {
     apply1(&store, Transition::retry(id, 1, error("E", "again", 1, at(22)), at(90), at(22))).await.expect("retry");
     assert_eq!(store.next_scheduled().await.expect("next"), Some(at(90)));
     assert!(store.promote_scheduled(at(60), 10).await.expect("promote").is_empty(), "the old run_at is void");
-    assert_eq!(store.promote_scheduled(at(90), 10).await.expect("promote"), vec![id]);
+    let promoted = store.promote_scheduled(at(90), 10).await.expect("promote");
+    assert_eq!(promoted, vec![Promoted { id, attempt: 1 }]);
     assert_eq!(store.rescue_owner(Arc::from("nobody"), at(91), "x").await.expect("rescue"), vec![]);
 }

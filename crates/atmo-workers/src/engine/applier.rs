@@ -20,7 +20,7 @@ type Deadlines = BTreeSet<(Timestamp, u128, u32)>;
 enum Meta {
     Start { at: Timestamp },
     Finish { bank: u32, at: Timestamp },
-    Progress,
+    Other,
 }
 
 /// Jobs running longer than this without having reported their start are harvested from the
@@ -120,7 +120,8 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                         b.activity.record_start(worker as usize, id, at);
                         let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
                         transitions.push(Transition::start(id, attempt, worker_id, at));
-                        metas.push(Meta::Start { at });
+                        // It already finished: no deadline to watch.
+                        metas.push(Meta::Other);
                     }
                     b.activity.record_finish(worker as usize, elapsed, success, now);
                 }
@@ -163,7 +164,7 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
             }
             WorkerMsg::Progress { id, attempt, percent, message, at } => {
                 transitions.push(Transition::progress(id, attempt, Progress { percent, message, at: at.unwrap_or(now) }));
-                metas.push(Meta::Progress);
+                metas.push(Meta::Other);
             }
         }
     }

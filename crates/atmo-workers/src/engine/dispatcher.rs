@@ -94,7 +94,7 @@ async fn round(inner: &Arc<Inner>) -> usize {
             inner.running.insert(
                 req.request_id,
                 RunningEntry {
-                    attempt: req.attempts,
+                    attempt: req.attempt,
                     token: token.clone(),
                     bank: bank.index,
                     timeout,
@@ -109,17 +109,17 @@ async fn round(inner: &Arc<Inner>) -> usize {
                     request_id: req.request_id,
                     from: Some(RequestStatus::Pending),
                     to: RequestStatus::Assigned,
-                    attempt: req.attempts,
+                    attempt: req.attempt,
                 });
                 inner.events.emit(EventKind::RequestAssigned {
                     request_id: req.request_id,
                     bank_id: bank.id.clone(),
-                    attempt: req.attempts,
+                    attempt: req.attempt,
                 });
             }
             jobs.push(Job {
                 request_id: req.request_id,
-                attempt: req.attempts,
+                attempt: req.attempt,
                 task_id: req.task_id.clone(),
                 parameters: req.parameters.clone(),
                 cancel: token,

@@ -19,12 +19,12 @@ pub(crate) async fn scheduler(inner: Arc<Inner>) {
             match inner.store.promote_scheduled(now, PROMOTE_BATCH).await {
                 Ok(ids) => {
                     if !ids.is_empty() {
-                        for id in &ids {
+                        for p in &ids {
                             inner.events.emit_with(|| atmo_core::EventKind::RequestStatusChanged {
-                                request_id: *id,
+                                request_id: p.id,
                                 from: Some(atmo_core::RequestStatus::Scheduled),
                                 to: atmo_core::RequestStatus::Pending,
-                                attempt: 0,
+                                attempt: p.attempt,
                             });
                         }
                         inner.dispatch_wake.notify_one();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use atmo_workers::store::MemoryStore;
 use atmo_workers::{
-    ApplyOutcome, BankStatus, ClaimParams, EngineConfig, Event, EventKind, EventType, Handler, InsertOutcome,
-    MetricsParams, QueryPage, Request, RequestId, RequestManager, RequestQuery, RequestStatus, RetentionParams, Store,
+    ApplyOutcome, BankStatus, ClaimParams, Claimed, EngineConfig, Event, EventKind, EventType, Handler, InsertOutcome,
+    MetricsParams, Promoted, QueryPage, Request, RequestId, RequestManager, RequestQuery, RequestStatus, RetentionParams, Store,
     StoreFuture, StoreMetrics, SubmitOptions, SubmitRequest, TaskContext, Timestamp, Transition, WorkerManager,
 };
 use futures::StreamExt;
@@ -196,13 +196,13 @@ impl Store for SlowCommitStore {
             Ok(out)
         })
     }
-    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Request>> {
+    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>> {
         self.inner.claim(params)
     }
     fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
         self.inner.apply(transitions)
     }
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
+    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
         self.inner.promote_scheduled(now, limit)
     }
     fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
