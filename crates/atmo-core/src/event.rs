@@ -131,9 +131,10 @@ impl EventKind {
     pub fn bank_id(&self) -> Option<&str> {
         use EventKind::*;
         match self {
-            RequestAssigned { bank_id, .. } | BankInitialized { bank_id, .. } | BankStatusChanged { bank_id, .. } | WorkerCreated { bank_id, .. } => {
-                Some(bank_id)
-            }
+            RequestAssigned { bank_id, .. }
+            | BankInitialized { bank_id, .. }
+            | BankStatusChanged { bank_id, .. }
+            | WorkerCreated { bank_id, .. } => Some(bank_id),
             RequestProcessing { bank_id, .. } | RequestCompleted { bank_id, .. } => bank_id.as_deref(),
             _ => None,
         }

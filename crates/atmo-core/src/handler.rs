@@ -146,8 +146,11 @@ impl Resources {
     /// When no resource of that type was injected.
     pub fn require<T: Send + Sync + 'static>(&self) -> Result<&T, TaskError> {
         self.get::<T>().ok_or_else(|| {
-            TaskError::fatal("MISSING_RESOURCE", format!("no resource of type {} was injected into this bank", type_name::<T>()))
-                .with_category(crate::error::ErrorCategory::System)
+            TaskError::fatal(
+                "MISSING_RESOURCE",
+                format!("no resource of type {} was injected into this bank", type_name::<T>()),
+            )
+            .with_category(crate::error::ErrorCategory::System)
         })
     }
 

@@ -38,8 +38,8 @@ pub use bank::{Bank, BankStatus, Capability, Task, WorkerInfo, WorkerStatus};
 pub use error::{Error, ErrorCategory, RequestError, Result, Severity, TaskError};
 pub use event::{Event, EventKind, EventType};
 pub use handler::{
-    AsyncHandler, CancellationToken, Handler, HandlerResult, Handlers, NoProgress, ProgressSink, Resources, SyncHandler,
-    TaskContext,
+    AsyncHandler, CancellationToken, Handler, HandlerResult, Handlers, NoProgress, ProgressSink, Resources,
+    SyncHandler, TaskContext,
 };
 pub use id::{InvalidRequestId, RequestId};
 pub use manifest::{ActionDefinition, Manifest, ManifestRegistry, ParamType, ParameterSpec};
@@ -51,6 +51,9 @@ pub use request::{
 };
 pub use retry::RetryPolicy;
 pub use status::RequestStatus;
-pub use store::{Applied, ApplyOutcome, ClaimParams, Claimed, Promoted, InsertOutcome, MetricsParams, RetentionParams, Store, StoreError, StoreFuture};
+pub use store::{
+    Applied, ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Promoted, RetentionParams, Store,
+    StoreError, StoreFuture,
+};
 pub use time::{Clock, ManualClock, Timestamp};
 pub use transition::{Change, Expect, Transition, TransitionRejected, apply_claim, apply_transition};

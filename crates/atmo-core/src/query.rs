@@ -129,7 +129,13 @@ pub struct Pagination {
 
 impl Default for Pagination {
     fn default() -> Self {
-        Pagination { offset: 0, limit: DEFAULT_PAGE_SIZE, sort_by: SortField::Created, sort_order: SortOrder::Desc, cursor: None }
+        Pagination {
+            offset: 0,
+            limit: DEFAULT_PAGE_SIZE,
+            sort_by: SortField::Created,
+            sort_order: SortOrder::Desc,
+            cursor: None,
+        }
     }
 }
 

@@ -138,7 +138,9 @@ impl fmt::Display for RequestStatus {
 
 /// The error for a string that names no status.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown request status `{0}`; expected one of pending, scheduled, assigned, processing, completed, failed, timed_out, cancelled")]
+#[error(
+    "unknown request status `{0}`; expected one of pending, scheduled, assigned, processing, completed, failed, timed_out, cancelled"
+)]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for RequestStatus {

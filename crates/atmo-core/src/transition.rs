@@ -169,12 +169,7 @@ impl Transition {
     /// Progress of attempt `attempt` (no status change).
     pub fn progress(id: RequestId, attempt: u32, progress: Progress) -> Self {
         let at = progress.at;
-        Transition {
-            id,
-            expect: Expect::OneOf { statuses: RUNNING, attempt },
-            change: Change::Progress(progress),
-            at,
-        }
+        Transition { id, expect: Expect::OneOf { statuses: RUNNING, attempt }, change: Change::Progress(progress), at }
     }
 
     fn exactly(id: RequestId, status: RequestStatus, attempt: u32, change: Change, at: Timestamp) -> Self {

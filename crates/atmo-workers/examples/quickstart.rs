@@ -16,7 +16,11 @@ async fn main() -> anyhow::Result<()> {
                 let b = params["b"].as_f64().ok_or_else(|| TaskError::invalid("`b` must be a number"))?;
                 let sum = a + b;
                 // Whole numbers print as integers, as JavaScript would.
-                Ok(if sum.fract() == 0.0 && sum.abs() < 9e15 { json!({ "result": sum as i64 }) } else { json!({ "result": sum }) })
+                Ok(if sum.fract() == 0.0 && sum.abs() < 9e15 {
+                    json!({ "result": sum as i64 })
+                } else {
+                    json!({ "result": sum })
+                })
             }
             other => Err(TaskError::fatal("UNKNOWN_TASK", format!("Unknown task: {other}"))),
         })
@@ -29,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
     manager.register_task(Task::new("add-numbers", "Add Two Numbers"));
 
     // Submit a request.
-    let request_id = manager.submit("add-numbers", json!({ "a": 5, "b": 3 }), SubmitOptions::new().client_id("client-1")).await?;
+    let request_id =
+        manager.submit("add-numbers", json!({ "a": 5, "b": 3 }), SubmitOptions::new().client_id("client-1")).await?;
 
     // Wait for processing (immediate in test mode) and get the result.
     let result = manager.wait(request_id).await?;

@@ -322,7 +322,9 @@ impl RequestManager {
             return Err(Error::PayloadTooLarge { size: counter.0, limit });
         }
         let parameters = match entry.action() {
-            Some(action) => action.validate(parameters).map_err(|errors| Error::Validation { task_id: task_id.clone(), errors })?,
+            Some(action) => {
+                action.validate(parameters).map_err(|errors| Error::Validation { task_id: task_id.clone(), errors })?
+            }
             None if parameters.is_null() => Value::Object(Default::default()),
             None => parameters,
         };
@@ -337,7 +339,12 @@ impl RequestManager {
             ));
         }
         if timeout.is_some_and(|t| t.is_zero()) {
-            return Err(validation(&task_id, "timeout", ValidationIssueKind::OutOfRange, "timeout must be positive".into()));
+            return Err(validation(
+                &task_id,
+                "timeout",
+                ValidationIssueKind::OutOfRange,
+                "timeout must be positive".into(),
+            ));
         }
         let run_at = match (run_at, delay) {
             (Some(t), Some(d)) => Some(t.max(now + d)),
@@ -349,9 +356,7 @@ impl RequestManager {
         let status = if run_at.is_some() { RequestStatus::Scheduled } else { RequestStatus::Pending };
         let mut random = [0u8; 10];
         fastrand::fill(&mut random);
-        // Room for the usual path (submitted, assigned, processing, finished) in one allocation.
-        let mut history = Vec::with_capacity(4);
-        history.push(HistoryEntry {
+        let history = vec![HistoryEntry {
             from: None,
             to: status,
             at: now,
@@ -359,7 +364,7 @@ impl RequestManager {
             bank_id: None,
             worker_id: None,
             attempt: 0,
-        });
+        }];
         Ok(Request {
             request_id: RequestId::from_parts(now, random),
             task_id: entry.task.task_id.clone(),
@@ -466,7 +471,12 @@ impl RequestManager {
         for (i, (id, task_id, priority, client_id, status)) in summaries.into_iter().enumerate() {
             if matches!(outcomes.get(i), Some(InsertOutcome::Inserted(_))) {
                 inner.events.emit(EventKind::RequestSubmitted { request_id: id, task_id, priority, client_id, status });
-                inner.events.emit(EventKind::RequestStatusChanged { request_id: id, from: None, to: status, attempt: 0 });
+                inner.events.emit(EventKind::RequestStatusChanged {
+                    request_id: id,
+                    from: None,
+                    to: status,
+                    attempt: 0,
+                });
             }
         }
         drop(gate);
@@ -486,7 +496,12 @@ impl RequestManager {
     ///
     /// # Errors
     /// As [`RequestManager::submit`] and [`RequestManager::wait`].
-    pub async fn submit_and_wait(&self, task_id: &str, parameters: Value, options: SubmitOptions) -> Result<RequestResult> {
+    pub async fn submit_and_wait(
+        &self,
+        task_id: &str,
+        parameters: Value,
+        options: SubmitOptions,
+    ) -> Result<RequestResult> {
         let id = self.submit(task_id, parameters, options).await?;
         self.wait(id).await
     }
@@ -516,11 +531,7 @@ impl RequestManager {
             batch.fill_index(i, r);
         }
         let results = batch.wait().await;
-        results
-            .into_iter()
-            .zip(ids)
-            .map(|(r, id)| r.ok_or(Error::NotFound(id)))
-            .collect()
+        results.into_iter().zip(ids).map(|(r, id)| r.ok_or(Error::NotFound(id))).collect()
     }
 
     /// Processes pending requests with the reducer (test mode).
@@ -561,7 +572,8 @@ impl RequestManager {
                 });
                 let at = self.inner.clock.now();
                 transitions.push(Transition::start(req.request_id, req.attempt, worker.clone(), at));
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer(&req.task_id, &req.parameters)));
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer(&req.task_id, &req.parameters)));
                 let at = self.inner.clock.now();
                 transitions.push(match outcome {
                     Ok(Ok(v)) => Transition::complete(req.request_id, req.attempt, Arc::new(v), at),
@@ -615,7 +627,13 @@ impl RequestManager {
         let reg = self.inner.registry.read();
         let task = reg.tasks.get(&*request.task_id).map(|e| e.task.clone());
         let bank = request.bank_id.as_ref().and_then(|b| {
-            self.inner.banks.read().iter().find(|r| &r.id == b).map(|r| r.record()).or_else(|| reg.banks.get(b).cloned())
+            self.inner
+                .banks
+                .read()
+                .iter()
+                .find(|r| &r.id == b)
+                .map(|r| r.record())
+                .or_else(|| reg.banks.get(b).cloned())
         });
         let capability =
             request.bank_id.as_ref().and_then(|b| reg.capabilities.get(&(b.clone(), request.task_id.clone())).cloned());
@@ -703,7 +721,9 @@ impl RequestManager {
                 Ok(())
             }
             Some(Err(TransitionRejected::NotFound)) | None => Err(Error::NotFound(id)),
-            Some(Err(TransitionRejected::StateMismatch { current, .. } | TransitionRejected::Illegal { from: current, .. })) => {
+            Some(Err(
+                TransitionRejected::StateMismatch { current, .. } | TransitionRejected::Illegal { from: current, .. },
+            )) => {
                 Err(Error::Conflict { id, status: current, message: "a finished request cannot be cancelled".into() })
             }
         }

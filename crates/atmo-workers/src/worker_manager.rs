@@ -73,6 +73,12 @@ impl BankSpec {
         self.worker_count = n;
         self
     }
+    /// Sizes the bank for this machine: the [`EnvironmentSniffer`](crate::sniffer::EnvironmentSniffer)'s
+    /// recommended worker count (about half the cores).
+    pub fn recommended_workers(mut self) -> Self {
+        self.worker_count = crate::sniffer::EnvironmentSniffer::recommended_worker_count();
+        self
+    }
     /// Sets the handlers.
     pub fn handlers(mut self, h: Handlers) -> Self {
         self.handlers = h;
@@ -151,10 +157,7 @@ impl WorkerManagerBuilder {
         if !rescued.is_empty() {
             tracing::warn!(count = rescued.len(), "rescued requests held by a previous run of this node");
         }
-        let metrics = inner
-            .store
-            .metrics(atmo_core::MetricsParams { now, window_start: now, top_errors: 0 })
-            .await?;
+        let metrics = inner.store.metrics(atmo_core::MetricsParams { now, window_start: now, top_errors: 0 }).await?;
         let unfinished = RequestStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| metrics.count(*s)).sum::<u64>();
         inner.active.store(usize::try_from(unfinished).unwrap_or(usize::MAX), Ordering::Release);
         let rx = inner.outcomes.lock().take().ok_or_else(|| Error::Config("engine already started".into()))?;
@@ -233,13 +236,12 @@ impl WorkerManager {
         }
         let worker_ids: Vec<Arc<str>> =
             (0..spec.worker_count).map(|i| Arc::from(format!("{bank_id}/{i}").as_str())).collect();
-        let capacity =
-            spec.capacity.unwrap_or(spec.worker_count * spec.manifest.concurrency_per_worker()).max(1);
+        let capacity = spec.capacity.unwrap_or(spec.worker_count * spec.manifest.concurrency_per_worker()).max(1);
         let activity = inner.tracer.initialize_bank(bank_id.clone(), worker_ids.clone());
         let env = WorkerEnv {
             bank_id: bank_id.clone(),
             worker_ids: worker_ids.clone(),
-            handlers: spec.handlers,
+            handlers: WorkerEnv::index_handlers(&spec.handlers),
             resources: Arc::new(spec.resources),
             reporter: inner.reporter.clone(),
             progress: Arc::new(inner.reporter.clone()),
@@ -351,8 +353,10 @@ impl WorkerManager {
         let now = inner.clock.now();
         let running = inner.running.ids();
         if durable {
-            let transitions =
-                running.iter().map(|(id, a)| Transition::rescue(*id, *a, "engine shut down during the attempt", now)).collect();
+            let transitions = running
+                .iter()
+                .map(|(id, a)| Transition::rescue(*id, *a, "engine shut down during the attempt", now))
+                .collect();
             inner.commit(transitions).await?;
             for (id, a) in running {
                 inner.release_running(id, a, true);
@@ -369,7 +373,8 @@ impl WorkerManager {
                 if page.requests.is_empty() {
                     break;
                 }
-                let ts = page.requests.iter().map(|r| Transition::cancel(r.request_id, "engine shut down", now)).collect();
+                let ts =
+                    page.requests.iter().map(|r| Transition::cancel(r.request_id, "engine shut down", now)).collect();
                 inner.commit(ts).await?;
             }
         }

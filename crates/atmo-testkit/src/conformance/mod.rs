@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use atmo_core::{
-    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Progress, Request, RequestId, RequestStatus, Store,
-    StoreMetrics, Timestamp, Transition,
+    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Progress, Request, RequestId, RequestStatus,
+    Store, StoreMetrics, Timestamp, Transition,
 };
 use serde_json::json;
 

@@ -126,9 +126,9 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                     b.activity.record_finish(worker as usize, elapsed, success, now);
                 }
                 finishes.push((id, attempt));
-                let policy = inner.running.with(id, |e| {
-                    e.filter(|e| e.attempt == attempt).map(|e| (e.policy.clone(), e.action_retryable))
-                });
+                let policy = inner
+                    .running
+                    .with(id, |e| e.filter(|e| e.attempt == attempt).map(|e| (e.policy.clone(), e.action_retryable)));
                 let Some((policy, retryable)) = policy else {
                     // The attempt was cancelled, timed out or rescued meanwhile: its late
                     // result is discarded.
@@ -163,7 +163,11 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                 }
             }
             WorkerMsg::Progress { id, attempt, percent, message, at } => {
-                transitions.push(Transition::progress(id, attempt, Progress { percent, message, at: at.unwrap_or(now) }));
+                transitions.push(Transition::progress(
+                    id,
+                    attempt,
+                    Progress { percent, message, at: at.unwrap_or(now) },
+                ));
                 metas.push(Meta::Other);
             }
         }
@@ -263,8 +267,9 @@ async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
                 .map(|e| (e.policy.clone(), e.action_retryable, e.timeout))
         });
         let Some((policy, retryable, timeout)) = info else { continue };
-        let error = TaskError::new("TIMEOUT", format!("the attempt exceeded its timeout of {} ms", timeout.as_millis()))
-            .with_category(ErrorCategory::Timeout);
+        let error =
+            TaskError::new("TIMEOUT", format!("the attempt exceeded its timeout of {} ms", timeout.as_millis()))
+                .with_category(ErrorCategory::Timeout);
         transitions.push((decide(id, attempt, error, &policy, retryable, now, true), attempt));
     }
     if transitions.is_empty() {

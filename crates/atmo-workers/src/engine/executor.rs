@@ -48,7 +48,12 @@ pub enum Outcome {
 
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
-    Started { id: RequestId, attempt: u32, bank: u32, worker: u32 },
+    Started {
+        id: RequestId,
+        attempt: u32,
+        bank: u32,
+        worker: u32,
+    },
     Finished {
         id: RequestId,
         attempt: u32,
@@ -59,8 +64,17 @@ pub(crate) enum WorkerMsg {
         /// The start was never reported (a fast job): the engine records both now.
         unreported_start: bool,
     },
-    Skipped { bank: u32, worker: u32 },
-    Progress { id: RequestId, attempt: u32, percent: f32, message: Option<String>, at: Option<Timestamp> },
+    Skipped {
+        bank: u32,
+        worker: u32,
+    },
+    Progress {
+        id: RequestId,
+        attempt: u32,
+        percent: f32,
+        message: Option<String>,
+        at: Option<Timestamp>,
+    },
 }
 
 /// Where executors report what their workers do. Cheap to clone; usable from any thread.
@@ -72,7 +86,12 @@ pub struct Reporter {
 impl Reporter {
     /// The worker started the job.
     pub fn started(&self, job: &Job) {
-        self.send(WorkerMsg::Started { id: job.request_id, attempt: job.attempt, bank: job.bank, worker: worker_u32(job.worker) });
+        self.send(WorkerMsg::Started {
+            id: job.request_id,
+            attempt: job.attempt,
+            bank: job.bank,
+            worker: worker_u32(job.worker),
+        });
     }
 
     /// The job ended (after [`Reporter::started`], or after the engine harvested its start).

@@ -182,7 +182,10 @@ impl Inner {
 
     /// Applies transitions through the store, then publishes what took effect: events, waiters,
     /// the intake count, wake-ups. Every state change of the engine goes through here.
-    pub(crate) async fn commit(&self, transitions: Vec<Transition>) -> Result<Vec<ApplyOutcome>, atmo_core::StoreError> {
+    pub(crate) async fn commit(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<ApplyOutcome>, atmo_core::StoreError> {
         if transitions.is_empty() {
             return Ok(Vec::new());
         }
@@ -206,18 +209,19 @@ impl Inner {
                 });
             }
             let processing_ms = applied.started_at.map(|s| at.saturating_since(s).as_secs_f64() * 1000.0);
-            let result = |status: RequestStatus, payload: Option<Arc<Value>>, error: Option<atmo_core::RequestError>| {
-                RequestResult {
-                    request_id: id,
-                    status,
-                    success: status == RequestStatus::Completed,
-                    payload,
-                    error,
-                    processing_time_ms: processing_ms,
-                    attempts: applied.attempt,
-                    completed_at: Some(at),
-                }
-            };
+            let result =
+                |status: RequestStatus, payload: Option<Arc<Value>>, error: Option<atmo_core::RequestError>| {
+                    RequestResult {
+                        request_id: id,
+                        status,
+                        success: status == RequestStatus::Completed,
+                        payload,
+                        error,
+                        processing_time_ms: processing_ms,
+                        attempts: applied.attempt,
+                        completed_at: Some(at),
+                    }
+                };
             match change {
                 Change::Start { worker_id } if events_on => {
                     self.events.emit(EventKind::RequestProcessing {

@@ -18,7 +18,8 @@ use crate::events::EventBus;
 pub(crate) struct WorkerEnv {
     pub(crate) bank_id: Arc<str>,
     pub(crate) worker_ids: Vec<Arc<str>>,
-    pub(crate) handlers: Handlers,
+    /// Handlers by task id; looked up twice per job, so with a fast hash.
+    pub(crate) handlers: rustc_hash::FxHashMap<Box<str>, Handler>,
     pub(crate) resources: Arc<Resources>,
     pub(crate) reporter: Reporter,
     /// The reporter as a progress sink, allocated once rather than per job.
@@ -44,6 +45,11 @@ impl std::fmt::Debug for WorkerEnv {
 }
 
 impl WorkerEnv {
+    /// Indexes a bank's handlers by task id.
+    pub(crate) fn index_handlers(handlers: &Handlers) -> rustc_hash::FxHashMap<Box<str>, Handler> {
+        handlers.action_ids().filter_map(|id| Some((Box::from(id), handlers.get(id)?.clone()))).collect()
+    }
+
     fn context(&self, job: &Job) -> TaskContext {
         TaskContext::new(
             job.request_id,
@@ -80,7 +86,7 @@ impl ThreadExecutor {
         let env = Arc::new(env);
         let mut queues = Vec::new();
         let mut threads = Vec::new();
-        if env.handlers.has_sync() {
+        if env.handlers.values().any(Handler::is_sync) {
             for idx in 0..worker_count {
                 let (tx, rx) = crossbeam_channel::unbounded::<Option<Job>>();
                 let env2 = env.clone();
@@ -124,7 +130,7 @@ fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
             env.reporter.skipped(&job);
             continue;
         }
-        let Some(Handler::Sync(handler)) = env.handlers.get(&job.task_id) else {
+        let Some(Handler::Sync(handler)) = env.handlers.get(&*job.task_id) else {
             // The dispatcher only queues synchronous handlers here.
             env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default());
             continue;
@@ -179,7 +185,7 @@ impl Executor for ThreadExecutor {
     }
 
     fn dispatch(&self, job: Job) {
-        match self.env.handlers.get(&job.task_id) {
+        match self.env.handlers.get(&*job.task_id) {
             Some(Handler::Sync(_)) => {
                 let queue = self.queues.get(job.worker).or_else(|| self.queues.first());
                 match queue {

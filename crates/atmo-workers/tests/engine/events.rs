@@ -6,8 +6,9 @@ use std::time::Duration;
 use atmo_workers::store::MemoryStore;
 use atmo_workers::{
     ApplyOutcome, BankStatus, ClaimParams, Claimed, EngineConfig, Event, EventKind, EventType, Handler, InsertOutcome,
-    MetricsParams, Promoted, QueryPage, Request, RequestId, RequestManager, RequestQuery, RequestStatus, RetentionParams, Store,
-    StoreFuture, StoreMetrics, SubmitOptions, SubmitRequest, TaskContext, Timestamp, Transition, WorkerManager,
+    MetricsParams, Promoted, QueryPage, Request, RequestId, RequestManager, RequestQuery, RequestStatus,
+    RetentionParams, Store, StoreFuture, StoreMetrics, SubmitOptions, SubmitRequest, TaskContext, Timestamp,
+    Transition, WorkerManager,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};

@@ -15,12 +15,13 @@
 //! # Bounds
 //!
 //! Values are not counted per use, which would cost two writes per entry on the hot path; the
-//! tables are swept instead (a pass over every compacted history, freeing what none uses) when
-//! the values they hold exceed twice those in use at the previous sweep plus 1024, and one per
-//! 16 requests held. So they hold the distinct reasons and (bank, worker) pairs of the requests
-//! the store holds plus at most that many unused ones, and a sweep is paid for by at least 1024
-//! (and one per 16 requests) new values. In practice the tables hold a few dozen values and
-//! never sweep: the reasons are the lifecycle's static words plus one `failed: {code}` and one
+//! tables are swept instead (a pass over every slot's compacted history, freeing what none
+//! uses) once the values they hold exceed twice the lesser of the values in use at the previous
+//! sweep and the compacted entries held, plus 1024 or one per 16 slots, whichever is more. So
+//! they hold the distinct reasons and (bank, worker) pairs of the histories held, plus unused
+//! ones within that bound, and the cost of a sweep is paid for by that many new values or
+//! deleted entries. In practice the tables hold a few dozen values and never sweep: the reasons
+//! are the lifecycle's static words plus one `failed: {code}` and one
 //! `retry scheduled after {code}` per error code, and the pairs one per worker.
 
 use std::borrow::Cow;
@@ -38,7 +39,7 @@ const INLINE: usize = 4;
 /// empty reason and no bank or worker.
 const NONE: u32 = u32::MAX;
 
-/// Unused values tolerated beyond twice the used ones before a sweep.
+/// Unused values tolerated beyond twice the used ones before a sweep (at least).
 const SWEEP_SLACK: usize = 1024;
 
 /// A [`HistoryEntry`] in 24 bytes: the reason and the (bank, worker) pair are table indices.
@@ -124,8 +125,10 @@ pub(super) struct HistoryTables {
     /// same bank, started and finished by the same worker), which this finds with two compares
     /// per value.
     recent: [Recent; INLINE],
-    /// Values held beyond which a sweep is due (see the module documentation).
-    sweep_above: usize,
+    /// Compacted entries held by the store.
+    entries: usize,
+    /// Values held after the last sweep (all in use then).
+    used_at_sweep: usize,
 }
 
 /// Identities found by identity (so held by the tables) and their indices; [`NONE`] when unset.
@@ -143,7 +146,8 @@ impl Default for HistoryTables {
             reasons: Interner::default(),
             actors: Interner::default(),
             recent: [NO_RECENT; INLINE],
-            sweep_above: SWEEP_SLACK,
+            entries: 0,
+            used_at_sweep: 0,
         }
     }
 }
@@ -155,50 +159,78 @@ impl HistoryTables {
     /// store's lock (dropping an entry's `Arc`s right after a transition's writes stalls on the
     /// atomic decrements). A known value is found by address without cloning it.
     pub(super) fn compact(&mut self, entries: &[HistoryEntry], history: &mut CompactHistory) {
+        self.entries += entries.len();
+        if let CompactHistory::Inline { len: len @ 0, entries: places } = history
+            && entries.len() <= INLINE
+        {
+            // The usual case: written in place (a copy of the whole array would stall on
+            // reading back the fields just written).
+            for (k, (e, place)) in entries.iter().zip(places.iter_mut()).enumerate() {
+                *place = self.compact_entry(k, e);
+            }
+            *len = entries.len() as u8;
+            return;
+        }
         let len = history.as_slice().len() + entries.len();
         if len > INLINE {
             let mut v = Vec::with_capacity(len);
             v.extend_from_slice(history.as_slice());
             *history = CompactHistory::Spilled(v);
         }
+        let start = history.as_slice().len();
         for (k, e) in entries.iter().enumerate() {
-            let mut recent = self.recent.get(k).copied().unwrap_or(NO_RECENT);
-            let reason = match &e.reason {
-                Cow::Borrowed(s) => {
-                    let id = str_identity(s);
-                    if recent.reason.0 == id && recent.reason.1 != NONE {
-                        Some(recent.reason.1)
-                    } else {
-                        let found = self.reasons.find(id);
-                        recent.reason = (id, found.unwrap_or(NONE));
-                        found
-                    }
-                }
-                Cow::Owned(_) => None,
-            };
-            let id = actors_identity(&e.bank_id, &e.worker_id);
-            let actors = if recent.actors.0 == id && recent.actors.1 != NONE {
-                Some(recent.actors.1)
-            } else {
-                let found = self.actors.find(id);
-                recent.actors = (id, found.unwrap_or(NONE));
-                found
-            };
-            if let Some(r) = self.recent.get_mut(k) {
-                *r = recent;
-            }
-            let c = CompactEntry {
-                at: e.at.as_micros(),
-                attempt: e.attempt,
-                reason: reason.unwrap_or_else(|| self.reasons.intern(e.reason.clone())),
-                actors: actors.unwrap_or_else(|| {
-                    self.actors.intern(Actors { bank: e.bank_id.clone(), worker: e.worker_id.clone() })
-                }),
-                from: e.from,
-                to: e.to,
-            };
+            let c = self.compact_entry(start + k, e);
             history.push(c);
         }
+    }
+
+    /// Entry `e`, at position `k` of its history.
+    #[inline]
+    fn compact_entry(&mut self, k: usize, e: &HistoryEntry) -> CompactEntry {
+        let recent = self.recent.get(k).copied().unwrap_or(NO_RECENT);
+        let reason = match &e.reason {
+            Cow::Borrowed(s) if recent.reason.0 == str_identity(s) && recent.reason.1 != NONE => recent.reason.1,
+            _ => self.reason_index(k, &e.reason),
+        };
+        let actors = if recent.actors.0 == actors_identity(&e.bank_id, &e.worker_id) && recent.actors.1 != NONE {
+            recent.actors.1
+        } else {
+            self.actors_index(k, &e.bank_id, &e.worker_id)
+        };
+        CompactEntry { at: e.at.as_micros(), attempt: e.attempt, reason, actors, from: e.from, to: e.to }
+    }
+
+    /// The index of `reason`, stored if new; remembered for position `k` when found by
+    /// identity.
+    #[cold]
+    #[inline(never)]
+    #[expect(clippy::ptr_arg, reason = "a static reason is found by address and stored without a copy")]
+    fn reason_index(&mut self, k: usize, reason: &Cow<'static, str>) -> u32 {
+        if let Cow::Borrowed(s) = reason {
+            let id = str_identity(s);
+            if let Some(i) = self.reasons.find(id) {
+                if let Some(r) = self.recent.get_mut(k) {
+                    r.reason = (id, i);
+                }
+                return i;
+            }
+        }
+        self.reasons.intern(reason.clone())
+    }
+
+    /// The index of (`bank`, `worker`), stored if new; remembered for position `k` when found
+    /// by identity.
+    #[cold]
+    #[inline(never)]
+    fn actors_index(&mut self, k: usize, bank: &Option<Arc<str>>, worker: &Option<Arc<str>>) -> u32 {
+        let id = actors_identity(bank, worker);
+        if let Some(i) = self.actors.find(id) {
+            if let Some(r) = self.recent.get_mut(k) {
+                r.actors = (id, i);
+            }
+            return i;
+        }
+        self.actors.intern(Actors { bank: bank.clone(), worker: worker.clone() })
     }
 
     /// The history as it was written: `history`, then `rest` (the entries not compacted).
@@ -223,9 +255,16 @@ impl HistoryTables {
         out
     }
 
-    /// Whether the tables should be swept, in a store of `requests` requests.
-    pub(super) fn sweep_due(&self, requests: usize) -> bool {
-        self.held() > self.sweep_above.max(requests / 16)
+    /// Empties a deleted request's history.
+    pub(super) fn forget(&mut self, history: &mut CompactHistory) {
+        self.entries -= history.as_slice().len().min(self.entries);
+        history.clear();
+    }
+
+    /// Whether the tables should be swept, in a store of `slots` slots (what a sweep visits).
+    pub(super) fn sweep_due(&self, slots: usize) -> bool {
+        let used = self.used_at_sweep.min(self.entries);
+        self.held() > used.saturating_mul(2).saturating_add(SWEEP_SLACK.max(slots / 16))
     }
 
     /// Frees the values that none of `histories` (every compacted history of the store) uses.
@@ -243,7 +282,7 @@ impl HistoryTables {
         self.reasons.sweep(&reasons);
         self.actors.sweep(&actors);
         self.recent = [NO_RECENT; INLINE];
-        self.sweep_above = self.held().saturating_mul(2).saturating_add(SWEEP_SLACK);
+        self.used_at_sweep = self.held();
     }
 
     fn held(&self) -> usize {
@@ -508,26 +547,42 @@ mod tests {
         let mut other = CompactHistory::default();
         tables.compact(&[entry(0, owned("cancelled by x"), None)], &mut other);
         assert_eq!(tables.table_sizes(), (5, 2));
+        tables.forget(&mut other);
+        assert_eq!(tables.entries, 7);
         tables.sweep([&h].into_iter());
         assert_eq!(tables.table_sizes(), (4, 2), "only the unused reason is freed");
         assert_eq!(tables.expand(&h, &[]), written);
+        tables.forget(&mut h);
         tables.sweep(std::iter::empty());
         assert_eq!(tables.table_sizes(), (0, 0));
+        assert_eq!(tables.entries, 0);
     }
 
-    /// A sweep is due only past twice the values in use plus the slack, or one per 16 requests.
+    /// A sweep is due past twice the values in use (or the entries held, if fewer) plus the
+    /// slack, or one per 16 slots.
     #[test]
     fn sweeps_are_due_past_the_bound() {
         let mut tables = HistoryTables::default();
-        let mut h = CompactHistory::default();
-        for n in 0..=SWEEP_SLACK {
+        let mut held: Vec<CompactHistory> = Vec::new();
+        for n in 0..2000 {
+            let mut h = CompactHistory::default();
             tables.compact(&[entry(0, Cow::Owned(format!("failed: E{n}")), None)], &mut h);
-            h.clear();
+            held.push(h);
         }
-        assert!(tables.sweep_due(0));
-        assert!(!tables.sweep_due(16 * (SWEEP_SLACK + 2)), "a large store tolerates more");
-        tables.sweep(std::iter::empty());
-        assert_eq!(tables.table_sizes(), (0, 0));
+        assert!(tables.sweep_due(0), "2001 values, none known to be in use");
+        assert!(!tables.sweep_due(16 * 2002), "a store of many slots tolerates more");
+        tables.sweep(held.iter());
+        assert_eq!(tables.table_sizes(), (2000, 1), "all in use");
         assert!(!tables.sweep_due(0));
+        for h in &mut held[..1000] {
+            tables.forget(h);
+        }
+        assert!(!tables.sweep_due(0), "2001 values, at most 1000 entries: within 2 × 1000 + 1024");
+        for h in &mut held[1000..1600] {
+            tables.forget(h);
+        }
+        assert!(tables.sweep_due(0), "2001 values, at most 400 entries");
+        tables.sweep(held.iter());
+        assert_eq!(tables.table_sizes(), (400, 1));
     }
 }
