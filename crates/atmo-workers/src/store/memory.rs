@@ -885,19 +885,20 @@ impl ReadyQueue {
 
 /// Requests in chunks of [`CHUNK`] that never move; free slots are reused.
 ///
-/// A finished request's history is kept compactly beside it (see [`history`]), and its own
-/// `history` is empty, without capacity.
+/// A finished request's history is kept compactly (see [`history`]) at the same position of
+/// its chunk's `histories`, and its own `history` is empty, without capacity. Apart from the
+/// requests, so that claiming a backlog and scanning for a query stride over requests only.
 #[derive(Default)]
 struct Slab {
-    chunks: Vec<Vec<Slot>>,
+    chunks: Vec<Chunk>,
     free: Vec<u32>,
     len: usize,
 }
 
-/// A place for one request; vacant when `req` is `None`, and then `history` is empty.
-struct Slot {
-    req: Option<Request>,
-    history: CompactHistory,
+struct Chunk {
+    requests: Vec<Option<Request>>,
+    /// As long as `requests`; empty at vacant positions.
+    histories: Vec<CompactHistory>,
 }
 
 impl Slab {
@@ -908,69 +909,71 @@ impl Slab {
             && let Some(s) = self.slot_mut(slot)
         {
             // Only the request moves in: the vacant slot's history is already empty.
-            s.req = Some(r);
+            *s = Some(r);
             return slot;
         }
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+        if self.chunks.last().is_none_or(|c| c.requests.len() == CHUNK) {
             // Exactly one chunk's capacity: pushes below never reallocate, so requests never move.
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            self.chunks.push(Chunk { requests: Vec::with_capacity(CHUNK), histories: Vec::with_capacity(CHUNK) });
         }
         let chunk_index = self.chunks.len() - 1;
         let mut slot = 0;
         if let Some(chunk) = self.chunks.last_mut() {
-            slot = (chunk_index * CHUNK + chunk.len()) as u32;
-            chunk.push(Slot { req: Some(r), history: CompactHistory::default() });
+            slot = (chunk_index * CHUNK + chunk.requests.len()) as u32;
+            chunk.requests.push(Some(r));
+            chunk.histories.push(CompactHistory::default());
         }
         slot
     }
 
-    fn slot(&self, slot: u32) -> Option<&Slot> {
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<Request>> {
         let slot = slot as usize;
-        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)
-    }
-
-    fn slot_mut(&mut self, slot: u32) -> Option<&mut Slot> {
-        let slot = slot as usize;
-        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+        self.chunks.get_mut(slot / CHUNK)?.requests.get_mut(slot % CHUNK)
     }
 
     /// The request in `slot`, without its compacted history.
     fn get(&self, slot: u32) -> Option<&Request> {
-        self.slot(slot)?.req.as_ref()
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.requests.get(slot % CHUNK)?.as_ref()
     }
 
     fn with_history(&self, slot: u32) -> Option<(&Request, &CompactHistory)> {
-        let s = self.slot(slot)?;
-        Some((s.req.as_ref()?, &s.history))
+        let slot = slot as usize;
+        let chunk = self.chunks.get(slot / CHUNK)?;
+        Some((chunk.requests.get(slot % CHUNK)?.as_ref()?, chunk.histories.get(slot % CHUNK)?))
     }
 
     fn get_mut(&mut self, slot: u32) -> Option<(&mut Request, &mut CompactHistory)> {
-        let s = self.slot_mut(slot)?;
-        Some((s.req.as_mut()?, &mut s.history))
+        let slot = slot as usize;
+        let chunk = self.chunks.get_mut(slot / CHUNK)?;
+        Some((chunk.requests.get_mut(slot % CHUNK)?.as_mut()?, chunk.histories.get_mut(slot % CHUNK)?))
     }
 
     /// Takes the request out of `slot`; `tables` forget its compacted history.
     fn remove(&mut self, slot: u32, tables: &mut HistoryTables) -> Option<Request> {
-        let s = self.slot_mut(slot)?;
-        let r = s.req.take()?;
-        tables.forget(&mut s.history);
+        let i = slot as usize;
+        let chunk = self.chunks.get_mut(i / CHUNK)?;
+        let r = chunk.requests.get_mut(i % CHUNK)?.take()?;
+        if let Some(h) = chunk.histories.get_mut(i % CHUNK) {
+            tables.forget(h);
+        }
         self.free.push(slot);
         self.len -= 1;
         Some(r)
     }
 
     fn iter(&self) -> impl Iterator<Item = (&Request, &CompactHistory)> {
-        self.chunks.iter().flatten().filter_map(|s| Some((s.req.as_ref()?, &s.history)))
+        self.chunks.iter().flat_map(|c| c.requests.iter().zip(&c.histories)).filter_map(|(r, h)| Some((r.as_ref()?, h)))
     }
 
     /// Every compacted history (a vacant slot's is empty).
     fn histories(&self) -> impl Iterator<Item = &CompactHistory> {
-        self.chunks.iter().flatten().map(|s| &s.history)
+        self.chunks.iter().flat_map(|c| &c.histories)
     }
 
     /// Slots allocated, vacant or not (every chunk but the last is full).
     fn slots(&self) -> usize {
-        self.chunks.last().map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.len())
+        self.chunks.last().map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.requests.len())
     }
 
     /// Whether a ready-queue entry is live.

@@ -249,7 +249,6 @@ async fn a_handler_can_ask_for_a_retry_after_a_delay() -> anyhow::Result<()> {
 
 /// The scheduler's scheduled → pending event must carry the request's attempt, as the history does.
 #[tokio::test(start_paused = true)]
-#[ignore = "engine bug: scheduler reports attempt 0 in the scheduled->pending status-changed event of a retry"]
 async fn promotion_events_carry_the_attempt() -> anyhow::Result<()> {
     let manager = engine("promote-attempt").await?;
     let calls = Arc::new(AtomicU32::new(0));

@@ -206,13 +206,21 @@ impl HistoryTables {
     #[inline(never)]
     #[expect(clippy::ptr_arg, reason = "a static reason is found by address and stored without a copy")]
     fn reason_index(&mut self, k: usize, reason: &Cow<'static, str>) -> u32 {
-        if let Cow::Borrowed(s) = reason {
-            let id = str_identity(s);
-            if let Some(i) = self.reasons.find(id) {
-                if let Some(r) = self.recent.get_mut(k) {
-                    r.reason = (id, i);
+        match reason {
+            Cow::Borrowed(s) => {
+                let id = str_identity(s);
+                if let Some(i) = self.reasons.find(id) {
+                    if let Some(r) = self.recent.get_mut(k) {
+                        r.reason = (id, i);
+                    }
+                    return i;
                 }
-                return i;
+            }
+            // Found by contents without copying them (`failed: {code}` of every failure).
+            Cow::Owned(s) => {
+                if let Some(&i) = self.reasons.by_value.get(s.as_str()) {
+                    return i;
+                }
             }
         }
         self.reasons.intern(reason.clone())
