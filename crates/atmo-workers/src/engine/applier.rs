@@ -102,8 +102,9 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
     let mut metas = Vec::with_capacity(batch.len());
     let mut finishes: Vec<(RequestId, u32)> = Vec::new();
     let banks = inner.banks.read().clone();
+    // One reading per batch: the batch is applied at once, so its changes share a timestamp.
+    let now = inner.clock.now();
     for msg in batch {
-        let now = inner.clock.now();
         match msg {
             WorkerMsg::Started { id, attempt, bank, worker } => {
                 let Some(b) = banks.get(bank as usize) else { continue };
