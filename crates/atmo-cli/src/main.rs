@@ -6,7 +6,7 @@
 //! per line with `--json`). `serve`, `submit` and more kinds of `bench` come later; see
 //! [`cli`] for how they slot in.
 //!
-//! Layout: [`cli`] parses the command line, [`bench`] runs benchmarks, [`alloc`] is the
+//! Layout: [`cli`] parses the command line, [`mod@bench`] runs benchmarks, [`alloc`] is the
 //! counting allocator the memory scenario reads. `main` follows ripgrep: it prints the error
 //! chain, treats a closed stdout (`atmo bench inproc --json | head -1`) as success, and returns
 //! an exit code.

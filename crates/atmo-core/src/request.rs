@@ -92,6 +92,61 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request as submitted: status `pending` (or `scheduled` when `run_at` is later than
+    /// `created_at`), priority 5, no attempt yet, and the submission as its first history entry.
+    ///
+    /// ```
+    /// use atmo_core::{Request, RequestId, RequestStatus, Timestamp};
+    /// use serde_json::json;
+    /// let t = Timestamp::from_millis(1_000);
+    /// let r = Request::new(RequestId::from_parts(t, [1; 10]), "add", json!({"a": 1}), t, None);
+    /// assert_eq!(r.status, RequestStatus::Pending);
+    /// assert_eq!(r.history.len(), 1);
+    /// ```
+    pub fn new(
+        request_id: RequestId,
+        task_id: impl Into<Arc<str>>,
+        parameters: Value,
+        created_at: Timestamp,
+        run_at: Option<Timestamp>,
+    ) -> Self {
+        let run_at = run_at.filter(|t| *t > created_at);
+        let status = if run_at.is_some() { RequestStatus::Scheduled } else { RequestStatus::Pending };
+        Request {
+            request_id,
+            task_id: task_id.into(),
+            parameters: Arc::new(parameters),
+            status,
+            priority: DEFAULT_PRIORITY,
+            client_id: None,
+            metadata: None,
+            idempotency_key: None,
+            attempts: 0,
+            bank_id: None,
+            worker_id: None,
+            created_at,
+            updated_at: created_at,
+            run_at,
+            assigned_at: None,
+            started_at: None,
+            completed_at: None,
+            timeout: None,
+            retry: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+            history: vec![HistoryEntry {
+                from: None,
+                to: status,
+                at: created_at,
+                reason: Cow::Borrowed("submitted"),
+                bank_id: None,
+                worker_id: None,
+                attempt: 0,
+            }],
+        }
+    }
+
     /// The error that ended the request, or of the last failed attempt.
     pub fn error(&self) -> Option<&RequestError> {
         self.errors.last()

@@ -10,13 +10,12 @@
 //! assert_eq!(later.status, RequestStatus::Scheduled);
 //! ```
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmo_core::{
-    DEFAULT_PRIORITY, ErrorCategory, HistoryEntry, Request, RequestError, RequestId, RequestStatus, Severity, Timestamp,
+    DEFAULT_PRIORITY, ErrorCategory, Request, RequestError, RequestId, RequestStatus, Severity, Timestamp,
 };
 use serde_json::{Map, Value, json};
 
@@ -154,39 +153,23 @@ impl RequestBuilder {
 
     /// The request, `pending` (or `scheduled` with a `run_at`), with its submission entry.
     pub fn build(self) -> Request {
-        let status = if self.run_at.is_some() { RequestStatus::Scheduled } else { RequestStatus::Pending };
+        let id = self.id.unwrap_or_else(|| request_id(self.created_at));
+        let mut request = Request::new(id, self.task_id, self.parameters, self.created_at, None);
+        if let Some(run_at) = self.run_at {
+            // Scheduled even when `run_at` is not later than creation: stores must cope.
+            request.status = RequestStatus::Scheduled;
+            request.run_at = Some(run_at);
+            if let Some(first) = request.history.first_mut() {
+                first.to = RequestStatus::Scheduled;
+            }
+        }
         Request {
-            request_id: self.id.unwrap_or_else(|| request_id(self.created_at)),
-            task_id: self.task_id,
-            parameters: Arc::new(self.parameters),
-            status,
             priority: self.priority,
             client_id: self.client_id,
             metadata: self.metadata.map(Box::new),
             idempotency_key: self.idempotency_key.map(String::into_boxed_str),
-            attempts: 0,
-            bank_id: None,
-            worker_id: None,
-            created_at: self.created_at,
-            updated_at: self.created_at,
-            run_at: self.run_at,
-            assigned_at: None,
-            started_at: None,
-            completed_at: None,
             timeout: self.timeout,
-            retry: None,
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            history: vec![HistoryEntry {
-                from: None,
-                to: status,
-                at: self.created_at,
-                reason: Cow::Borrowed("submitted"),
-                bank_id: None,
-                worker_id: None,
-                attempt: 0,
-            }],
+            ..request
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use atmo_core::manifest::{ValidationErrors, ValidationIssue, ValidationIssueKind};
 use atmo_core::{
-    Bank, Capability, ClaimParams, Clock, Error, Event, EventKind, EventType, HistoryEntry, InsertOutcome, Manifest,
-    MetricsParams, QueryPage, Request, RequestId, RequestLifecycle, RequestQuery, RequestResult, RequestStatus, Result,
-    Store, SubmitOptions, SubmitRequest, SystemMetrics, Task, TaskError, Timestamp, Transition, TransitionRejected,
+    Bank, Capability, ClaimParams, Clock, Error, Event, EventKind, EventType, InsertOutcome, Manifest, MetricsParams,
+    QueryPage, Request, RequestId, RequestLifecycle, RequestQuery, RequestResult, RequestStatus, Result, Store,
+    SubmitOptions, SubmitRequest, SystemMetrics, Task, TaskError, Timestamp, Transition, TransitionRejected,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -353,42 +353,18 @@ impl RequestManager {
             (None, None) => None,
         }
         .filter(|t| *t > now);
-        let status = if run_at.is_some() { RequestStatus::Scheduled } else { RequestStatus::Pending };
         let mut random = [0u8; 10];
         fastrand::fill(&mut random);
-        let history = vec![HistoryEntry {
-            from: None,
-            to: status,
-            at: now,
-            reason: std::borrow::Cow::Borrowed("submitted"),
-            bank_id: None,
-            worker_id: None,
-            attempt: 0,
-        }];
+        let request =
+            Request::new(RequestId::from_parts(now, random), entry.task.task_id.clone(), parameters, now, run_at);
         Ok(Request {
-            request_id: RequestId::from_parts(now, random),
-            task_id: entry.task.task_id.clone(),
-            parameters: Arc::new(parameters),
-            status,
             priority,
             client_id: client_id.map(Arc::from),
             metadata: metadata.filter(|m| !m.is_empty()).map(Box::new),
             idempotency_key: idempotency_key.map(String::into_boxed_str),
-            attempts: 0,
-            bank_id: None,
-            worker_id: None,
-            created_at: now,
-            updated_at: now,
-            run_at,
-            assigned_at: None,
-            started_at: None,
-            completed_at: None,
             timeout,
             retry: retry.map(Box::new),
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            history,
+            ..request
         })
     }
 

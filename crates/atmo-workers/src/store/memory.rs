@@ -1105,7 +1105,6 @@ impl Idempotency {
 // contract, these cover what only this layout can get wrong.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::borrow::Cow;
 
     use atmo_core::RetentionParams;
     use futures::executor::block_on;
@@ -1118,39 +1117,8 @@ mod tests {
     }
 
     fn req(task: &str, priority: u8, n: u8) -> Request {
-        Request {
-            request_id: RequestId::from_parts(t(0), [0, 0, 0, 0, 0, 0, 0, 0, 0, n]),
-            task_id: Arc::from(task),
-            parameters: Arc::new(json!({})),
-            status: RequestStatus::Pending,
-            priority,
-            client_id: None,
-            metadata: None,
-            idempotency_key: None,
-            attempts: 0,
-            bank_id: None,
-            worker_id: None,
-            created_at: t(0),
-            updated_at: t(0),
-            run_at: None,
-            assigned_at: None,
-            started_at: None,
-            completed_at: None,
-            timeout: None,
-            retry: None,
-            progress: None,
-            result: None,
-            errors: Vec::new(),
-            history: vec![HistoryEntry {
-                from: None,
-                to: RequestStatus::Pending,
-                at: t(0),
-                reason: Cow::Borrowed("submitted"),
-                bank_id: None,
-                worker_id: None,
-                attempt: 0,
-            }],
-        }
+        let id = RequestId::from_parts(t(0), [0, 0, 0, 0, 0, 0, 0, 0, 0, n]);
+        Request { priority, ..Request::new(id, task, json!({}), t(0), None) }
     }
 
     fn claim(store: &MemoryStore, task: &str, limit: usize) -> Vec<RequestId> {

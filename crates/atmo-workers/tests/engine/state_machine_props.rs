@@ -1,13 +1,12 @@
 //! A property test of the lifecycle state machine: random sequences of transitions applied with
 //! `apply_transition` (and claims with `apply_claim`).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atmo_workers::{
-    Change, ErrorCategory, HistoryEntry, Progress, Request, RequestError, RequestId, RequestStatus, Severity,
-    Timestamp, Transition, apply_claim, apply_transition,
+    Change, ErrorCategory, Progress, Request, RequestError, RequestId, RequestStatus, Severity, Timestamp, Transition,
+    apply_claim, apply_transition,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -58,39 +57,14 @@ fn error(attempt: u32, at: Timestamp) -> RequestError {
 }
 
 fn request(status: RequestStatus, at: Timestamp) -> Request {
-    Request {
-        request_id: RequestId::from_parts(at, [1; 10]),
-        task_id: Arc::from("task"),
-        parameters: Arc::new(json!({})),
-        status,
-        priority: 5,
-        client_id: None,
-        metadata: None,
-        idempotency_key: None,
-        attempts: 0,
-        bank_id: None,
-        worker_id: None,
-        created_at: at,
-        updated_at: at,
-        run_at: (status == RequestStatus::Scheduled).then_some(at + Duration::from_secs(1)),
-        assigned_at: None,
-        started_at: None,
-        completed_at: None,
-        timeout: None,
-        retry: None,
-        progress: None,
-        result: None,
-        errors: Vec::new(),
-        history: vec![HistoryEntry {
-            from: None,
-            to: status,
-            at,
-            reason: Cow::Borrowed("submitted"),
-            bank_id: None,
-            worker_id: None,
-            attempt: 0,
-        }],
+    let run_at = (status == RequestStatus::Scheduled).then_some(at + Duration::from_secs(1));
+    let mut req = Request::new(RequestId::from_parts(at, [1; 10]), "task", json!({}), at, run_at);
+    // Start anywhere in the lifecycle, as if the request had got there.
+    req.status = status;
+    if let Some(first) = req.history.first_mut() {
+        first.to = status;
     }
+    req
 }
 
 fn transition(op: Op, id: RequestId, attempt: u32, at: Timestamp) -> Transition {
