@@ -100,7 +100,7 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
     }
     let mut transitions = Vec::with_capacity(batch.len());
     let mut metas = Vec::with_capacity(batch.len());
-    let mut finishes: Vec<(RequestId, u32)> = Vec::new();
+    let mut finishes: Vec<(RequestId, u32, super::running::RunningEntry)> = Vec::new();
     let banks = inner.banks.read().clone();
     // One reading per batch: the batch is applied at once, so its changes share a timestamp.
     let now = inner.clock.now();
@@ -126,16 +126,16 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                     }
                     b.activity.record_finish(worker as usize, elapsed, success, now);
                 }
-                finishes.push((id, attempt));
-                let policy = inner
-                    .running
-                    .with(id, |e| e.filter(|e| e.attempt == attempt).map(|e| (e.policy.clone(), e.action_retryable)));
-                let Some((policy, retryable)) = policy else {
+                // Whatever the store makes of the outcome, the worker is done with the attempt:
+                // take it off the books now (one lock), free its slot once the batch is applied.
+                let Some(entry) = inner.running.remove_attempt(id, attempt) else {
                     // The attempt was cancelled, timed out or rescued meanwhile: its late
                     // result is discarded.
                     tracing::debug!(request_id = %id, attempt, "discarding the late result of a finished attempt");
                     continue;
                 };
+                let (policy, retryable) = (entry.policy.clone(), entry.action_retryable);
+                finishes.push((id, attempt, entry));
                 let t = match outcome {
                     Outcome::Completed(v) => Transition::complete(id, attempt, Arc::new(v), now),
                     Outcome::Failed(e) => decide(id, attempt, e, &policy, retryable, now, false),
@@ -205,16 +205,17 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
         }
     }
     // Whatever happened in the store, a finished attempt no longer holds its worker's slot.
-    for (id, attempt) in finishes {
-        if let Some(entry) = inner.running.remove_attempt(id, attempt) {
-            if let Some(d) = entry.deadline {
-                deadlines.remove(&(d, id.as_u128(), attempt));
-            }
-            if let Some(b) = banks.get(entry.bank as usize) {
-                b.release(1);
-            }
-            inner.dispatch_wake.notify_one();
+    let freed = !finishes.is_empty();
+    for (id, attempt, entry) in finishes {
+        if let Some(d) = entry.deadline {
+            deadlines.remove(&(d, id.as_u128(), attempt));
         }
+        if let Some(b) = banks.get(entry.bank as usize) {
+            b.release(1);
+        }
+    }
+    if freed {
+        inner.dispatch_wake.notify_one();
     }
 }
 

@@ -197,6 +197,8 @@ impl Inner {
         let mut wake_schedule = false;
         let mut terminal = 0usize;
         let events_on = self.events.active();
+        // Results are built only when someone waits for them.
+        let waited = self.waiters.any();
         for ((change, at), outcome) in changes.into_iter().zip(&outcomes) {
             let Ok(applied) = outcome else { continue };
             let id = applied.id;
@@ -239,7 +241,9 @@ impl Inner {
                         bank_id: applied.bank_id.clone(),
                         processing_time_ms: processing_ms,
                     });
-                    finished.push((id, result(RequestStatus::Completed, Some(value), None)));
+                    if waited {
+                        finished.push((id, result(RequestStatus::Completed, Some(value), None)));
+                    }
                 }
                 Change::Fail { error } => {
                     terminal += 1;
@@ -248,7 +252,9 @@ impl Inner {
                         task_id: applied.task_id.clone(),
                         error: error.clone(),
                     });
-                    finished.push((id, result(RequestStatus::Failed, None, Some(error))));
+                    if waited {
+                        finished.push((id, result(RequestStatus::Failed, None, Some(error))));
+                    }
                 }
                 Change::TimeOut { error } => {
                     terminal += 1;
@@ -257,7 +263,9 @@ impl Inner {
                         attempt: applied.attempt,
                         r#final: true,
                     });
-                    finished.push((id, result(RequestStatus::TimedOut, None, Some(error))));
+                    if waited {
+                        finished.push((id, result(RequestStatus::TimedOut, None, Some(error))));
+                    }
                 }
                 Change::Retry { error, run_at } => {
                     wake_schedule = true;
@@ -290,7 +298,9 @@ impl Inner {
                     terminal += 1;
                     self.events
                         .emit_with(|| EventKind::RequestCancelled { request_id: id, reason: reason.to_string() });
-                    finished.push((id, result(RequestStatus::Cancelled, None, None)));
+                    if waited {
+                        finished.push((id, result(RequestStatus::Cancelled, None, None)));
+                    }
                 }
                 Change::Progress(p) => {
                     self.events.emit_with(|| EventKind::RequestProgress {

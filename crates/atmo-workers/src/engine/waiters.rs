@@ -55,6 +55,24 @@ impl BatchWait {
         self.fill(index, result);
     }
 
+    fn fill_many(&self, items: Vec<(usize, RequestResult)>) {
+        let mut filled = 0;
+        {
+            let mut results = self.results.lock();
+            for (index, result) in items {
+                if let Some(slot) = results.get_mut(index)
+                    && slot.is_none()
+                {
+                    *slot = Some(result);
+                    filled += 1;
+                }
+            }
+        }
+        if filled > 0 && self.remaining.fetch_sub(filled, Ordering::AcqRel) == filled {
+            self.notify.notify_waiters();
+        }
+    }
+
     fn fill(&self, index: usize, result: RequestResult) {
         let mut results = self.results.lock();
         if let Some(slot) = results.get_mut(index)
@@ -136,8 +154,22 @@ impl Waiters {
             }
             self.count.store(map.len(), Ordering::Release);
         }
+        // Results of one batch wait usually arrive together: fill them under one lock.
+        let mut pending: Option<(Arc<BatchWait>, Vec<(usize, RequestResult)>)> = None;
+        let flush = |p: &mut Option<(Arc<BatchWait>, Vec<(usize, RequestResult)>)>| {
+            if let Some((batch, items)) = p.take() {
+                batch.fill_many(items);
+            }
+        };
         for (entry, result) in taken {
             match entry {
+                Entry::Single(Slot::Batch(batch, index)) => match &mut pending {
+                    Some((current, items)) if Arc::ptr_eq(current, &batch) => items.push((index, result)),
+                    _ => {
+                        flush(&mut pending);
+                        pending = Some((batch, vec![(index, result)]));
+                    }
+                },
                 Entry::Single(slot) => deliver(slot, result),
                 Entry::Many(slots) => {
                     for slot in slots {
@@ -146,6 +178,7 @@ impl Waiters {
                 }
             }
         }
+        flush(&mut pending);
     }
 
     /// Drops the single waiters of `id` whose future is gone (their receiver was dropped),
