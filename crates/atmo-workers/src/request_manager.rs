@@ -355,8 +355,10 @@ impl RequestManager {
         .filter(|t| *t > now);
         let mut random = [0u8; 10];
         fastrand::fill(&mut random);
-        let request =
+        let mut request =
             Request::new(RequestId::from_parts(now, random), entry.task.task_id.clone(), parameters, now, run_at);
+        // Room for the usual path (assigned, processing, finished) without growing the history.
+        request.history.reserve_exact(3);
         Ok(Request {
             priority,
             client_id: client_id.map(Arc::from),
