@@ -236,16 +236,9 @@ impl MockWorker {
         // this helper is for tests, and an odd manifest (no actions) is reported by the engine
         // when it is registered.
         Manifest {
-            name: name.to_owned(),
-            version: "1.0.0".to_owned(),
             description: Some("mock workers for tests and benchmarks".to_owned()),
             actions: defs,
-            max_concurrent_tasks: None,
-            default_timeout: None,
-            retry: None,
-            init_config: None,
-            command: None,
-            script_url: None,
+            ..Manifest::empty(name)
         }
     }
 

@@ -196,19 +196,23 @@ impl Manifest {
     /// assert_eq!(m.action("add").map(|a| a.parameters.len()), Some(2));
     /// ```
     pub fn builder(name: impl Into<String>) -> ManifestBuilder {
-        ManifestBuilder {
-            manifest: Manifest {
-                name: name.into(),
-                version: default_version(),
-                description: None,
-                actions: Vec::new(),
-                max_concurrent_tasks: None,
-                default_timeout: None,
-                retry: None,
-                init_config: None,
-                command: None,
-                script_url: None,
-            },
+        ManifestBuilder { manifest: Manifest::empty(name) }
+    }
+
+    /// A manifest with a name and nothing else (version 1.0.0, no actions): the starting point
+    /// of [`Manifest::builder`], unchecked.
+    pub fn empty(name: impl Into<String>) -> Self {
+        Manifest {
+            name: name.into(),
+            version: default_version(),
+            description: None,
+            actions: Vec::new(),
+            max_concurrent_tasks: None,
+            default_timeout: None,
+            retry: None,
+            init_config: None,
+            command: None,
+            script_url: None,
         }
     }
 

@@ -87,6 +87,9 @@ impl BatchWait {
     }
 }
 
+/// Results for one batch wait, gathered to be filled under one lock.
+type BatchFill = (Arc<BatchWait>, Vec<(usize, RequestResult)>);
+
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     map: Mutex<FxHashMap<u128, Entry>>,
@@ -155,8 +158,8 @@ impl Waiters {
             self.count.store(map.len(), Ordering::Release);
         }
         // Results of one batch wait usually arrive together: fill them under one lock.
-        let mut pending: Option<(Arc<BatchWait>, Vec<(usize, RequestResult)>)> = None;
-        let flush = |p: &mut Option<(Arc<BatchWait>, Vec<(usize, RequestResult)>)>| {
+        let mut pending: Option<BatchFill> = None;
+        let flush = |p: &mut Option<BatchFill>| {
             if let Some((batch, items)) = p.take() {
                 batch.fill_many(items);
             }

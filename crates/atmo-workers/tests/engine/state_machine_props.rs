@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmo_workers::{
-    Change, ErrorCategory, Progress, Request, RequestError, RequestId, RequestStatus, Severity, Timestamp, Transition,
-    apply_claim, apply_transition,
+    Change, Progress, Request, RequestError, RequestId, RequestStatus, Timestamp, Transition, apply_claim,
+    apply_transition,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -44,16 +44,7 @@ fn op() -> impl Strategy<Value = (Op, Option<u32>)> {
 }
 
 fn error(attempt: u32, at: Timestamp) -> RequestError {
-    RequestError {
-        code: "E".into(),
-        message: "failed".into(),
-        category: ErrorCategory::Processing,
-        severity: Severity::Medium,
-        retryable: false,
-        attempt,
-        at,
-        details: None,
-    }
+    atmo_testkit::fixtures::error("E", "failed", attempt, at)
 }
 
 fn request(status: RequestStatus, at: Timestamp) -> Request {
