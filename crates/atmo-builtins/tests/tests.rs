@@ -1,0 +1,6 @@
+//! Integration tests of atmo-builtins: one binary, one module per manifest.
+
+mod computation;
+mod crypto;
+mod schema;
+mod support;
