@@ -1,0 +1,325 @@
+//! [`SqliteStore`]: opening, the thread plumbing, and the [`Store`] implementation.
+
+use std::fmt;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use atmo_core::{
+    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Promoted, QueryPage, Request, RequestId,
+    RequestQuery, RetentionParams, Store, StoreError, StoreFuture, StoreMetrics, Timestamp, Transition,
+};
+use crossbeam_channel::Sender;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::options::SqliteOptions;
+use crate::runtime::{Finisher, Msg, ReadJob, WriteCtx, WriteJob, run_reader, run_writer};
+use crate::{read, schema, write};
+
+/// A durable store in one SQLite file.
+///
+/// # Durability
+///
+/// Every mutating call (`insert_many`, `claim`, `apply`, `promote_scheduled`, `heartbeat`,
+/// `rescue_*`, `delete_finished`) goes to one writer thread, which runs whatever is waiting in
+/// one transaction (group commit) and answers each call only after `COMMIT`: when a call
+/// returns, its effect is on disk (with [`Synchronous::Full`](crate::Synchronous::Full), the
+/// default, even across a power loss). The file is in WAL mode; reads run on their own
+/// connections and threads, so they never wait behind a write.
+///
+/// # One owner
+///
+/// A store holds an exclusive advisory lock on `<file>.lock` (an OS file lock, released when
+/// the store is dropped or the process dies). A second store opening the same file, in this
+/// process or another, gets [`StoreError::Locked`]. The lock is ours rather than SQLite's
+/// `locking_mode=EXCLUSIVE` because that mode would also lock out this store's own read
+/// connections. The lock file is left in place (an unlocked one is harmless), including next to
+/// a file that was refused as not ours.
+///
+/// # What is not ours
+///
+/// A file that is not a SQLite database, or a SQLite database of another application, gives
+/// [`StoreError::NotAStore`] and is left untouched; a store written by a newer schema gives
+/// [`StoreError::SchemaTooNew`].
+///
+/// # Metrics
+///
+/// Counts, the throughput window and processing-time percentiles cover the requests held
+/// (retention removes deleted ones from them); error counts cover every error recorded since
+/// the file was created.
+///
+/// ```
+/// use atmo_core::Store;
+/// let store = atmo_sqlite::SqliteStore::open_in_memory()?;
+/// assert_eq!(store.kind(), "sqlite");
+/// # Ok::<(), atmo_core::StoreError>(())
+/// ```
+pub struct SqliteStore {
+    writer: Option<Sender<Msg>>,
+    /// `None` for an in-memory store, whose reads go to the writer.
+    readers: Option<Sender<ReadJob>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Write transactions committed since the store opened.
+    commits: Arc<AtomicU64>,
+    path: Option<PathBuf>,
+    /// Held for the store's lifetime; dropped after the threads have stopped.
+    lock: Option<File>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in the file at `path`, migrating it to the current
+    /// schema.
+    ///
+    /// # Errors
+    /// - [`StoreError::Locked`] when another store holds the file;
+    /// - [`StoreError::NotAStore`] when the file is not an Atmo Workers store (it is not
+    ///   modified);
+    /// - [`StoreError::SchemaTooNew`] when a newer version wrote it;
+    /// - [`StoreError::Backend`] when SQLite or the file system fails.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let lock = lock_file(path)?;
+        schema::check_header(path)?;
+        let mut conn = Connection::open(path).map_err(Error::from)?;
+        configure(&conn, &options)?;
+        schema::migrate(&mut conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(Error::from)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!("SQLite refused WAL mode (journal mode is {mode})").into()));
+        }
+        conn.pragma_update(None, "synchronous", options.synchronous.pragma()).map_err(Error::from)?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let r = Connection::open_with_flags(path, flags).map_err(Error::from)?;
+            configure(&r, &options)?;
+            readers.push(r);
+        }
+        let mut store = Self::start(conn, readers, &options)?;
+        store.path = Some(path.to_path_buf());
+        store.lock = Some(lock);
+        Ok(store)
+    }
+
+    /// A store in memory, for tests: the same SQL, nothing on disk, reads served by the writer.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when SQLite fails.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(Error::from)?;
+        let options = SqliteOptions::default();
+        configure(&conn, &options)?;
+        schema::migrate(&mut conn)?;
+        Self::start(conn, Vec::new(), &options)
+    }
+
+    /// Write transactions committed since the store opened: with group commit, far fewer than
+    /// the mutating calls made. With [`Synchronous::Full`](crate::Synchronous::Full) each is one
+    /// WAL fsync, so benchmarks report this as fsyncs.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Returns every assigned or processing request to `pending` (attempt kept, history saying
+    /// `reason`), whoever held it, and returns their ids.
+    ///
+    /// Call it once right after [`SqliteStore::open`], before claiming: the store holds the
+    /// file's lock, so nothing running in the file can have a live worker; what was running
+    /// when the previous owner died (or was killed) is resumed at once instead of after its
+    /// lease expires. Called later, it would also take back this store's own claims.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when SQLite fails; [`StoreError::Closed`] after a shutdown.
+    pub fn rescue_orphans(&self, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
+        self.write(move |ctx| write::rescue_all_running(ctx, now, reason))
+    }
+
+    /// The file, for a file store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn start(conn: Connection, readers: Vec<Connection>, options: &SqliteOptions) -> Result<Self, StoreError> {
+        let seq: i64 =
+            conn.query_row("SELECT ifnull(max(seq), 0) FROM requests", [], |r| r.get(0)).map_err(Error::from)?;
+        let mut threads = Vec::new();
+        let (wtx, wrx) = crossbeam_channel::unbounded();
+        let max_batch = options.max_batch;
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        threads.push(spawn("atmo-sqlite-writer", move || run_writer(conn, wrx, seq, max_batch, counter))?);
+        let readers_tx = if readers.is_empty() {
+            None
+        } else {
+            let (rtx, rrx) = crossbeam_channel::unbounded();
+            for r in readers {
+                let rrx = rrx.clone();
+                threads.push(spawn("atmo-sqlite-reader", move || run_reader(r, rrx))?);
+            }
+            Some(rtx)
+        };
+        Ok(SqliteStore { writer: Some(wtx), readers: readers_tx, threads, commits, path: None, lock: None })
+    }
+
+    /// Runs `f` in the writer's next batch; resolves after the batch commits.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, Error> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+            let job: WriteJob = Box::new(move |ctx| {
+                let result = f(ctx);
+                let failed = result.is_err();
+                let finish: Finisher = Box::new(move |commit| {
+                    let out = match (commit, result) {
+                        (_, Err(e)) => Err(e.into()),
+                        (Some(e), Ok(_)) => Err(Error::Commit(e.clone()).into()),
+                        (None, Ok(v)) => Ok(v),
+                    };
+                    // The caller may have stopped waiting; the work is done either way.
+                    let _ = tx.send(out);
+                });
+                (failed, finish)
+            });
+            let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
+            writer.send(Msg::Write(job)).map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Runs `f` on a read connection.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+            let job: ReadJob = Box::new(move |conn| {
+                let _ = tx.send(f(conn).map_err(StoreError::from));
+            });
+            let sent = match (&self.readers, &self.writer) {
+                (Some(r), _) => r.send(job).is_ok(),
+                (None, Some(w)) => w.send(Msg::Read(job)).is_ok(),
+                (None, None) => false,
+            };
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+/// Takes the exclusive lock on `<path>.lock`.
+fn lock_file(path: &Path) -> Result<File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(format!(
+            "{} is open in another store (lock file {})",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::Backend(Box::new(e))),
+    }
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Error> {
+    conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms.into()))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channels stops the threads once they finish what was sent; joining them
+        // closes the connections before the lock is released.
+        self.writer = None;
+        self.readers = None;
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("an atmo-sqlite thread panicked");
+            }
+        }
+        self.lock = None;
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+// ===== impl Store =====
+
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
+        self.write(move |ctx| write::insert_many(ctx, requests))
+    }
+
+    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>> {
+        self.write(move |ctx| write::claim(ctx, &params))
+    }
+
+    fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
+        self.write(move |ctx| write::apply(ctx, &transitions))
+    }
+
+    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
+        self.write(move |ctx| write::promote_scheduled(ctx, now, limit))
+    }
+
+    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
+        self.read(|conn| read::next_scheduled(conn))
+    }
+
+    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
+        self.write(move |ctx| write::heartbeat(ctx, &owner, until))
+    }
+
+    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
+        self.write(move |ctx| write::rescue_expired(ctx, now, limit))
+    }
+
+    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
+        self.write(move |ctx| write::rescue_owner(ctx, &owner, now, reason))
+    }
+
+    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>> {
+        self.read(move |conn| read::get(conn, id))
+    }
+
+    fn query(&self, query: RequestQuery) -> StoreFuture<'_, QueryPage> {
+        self.read(move |conn| read::query(conn, &query))
+    }
+
+    fn metrics(&self, params: MetricsParams) -> StoreFuture<'_, StoreMetrics> {
+        self.read(move |conn| read::metrics(conn, &params))
+    }
+
+    fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
+        self.write(move |ctx| write::delete_finished(ctx, &params))
+    }
+}

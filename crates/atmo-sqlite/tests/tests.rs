@@ -1,0 +1,8 @@
+//! Integration tests of the SQLite store: one test binary, one module per concern.
+
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod conformance;
+mod durability;
