@@ -215,6 +215,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// (a node that restarted rescues what its previous life held).
     fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>>;
 
+    /// Called once when an engine starts on this store. A store that knows it has a single
+    /// owner (an embedded file under an exclusive lock) returns every assigned or processing
+    /// request to `pending`, since whatever held them died with the previous process; returns
+    /// their ids. Shared stores keep the default (nothing), relying on leases and the rescuer.
+    fn recover_orphans(&self, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
+        let _ = (now, reason);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// One request with its history.
     fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>>;
 

@@ -307,6 +307,12 @@ impl Store for SqliteStore {
         self.write(move |ctx| write::rescue_owner(ctx, &owner, now, reason))
     }
 
+    fn recover_orphans(&self, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
+        // This store holds the file's exclusive lock: anything still running in it was held
+        // by a process that is gone.
+        self.rescue_orphans(now, reason)
+    }
+
     fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>> {
         self.read(move |conn| read::get(conn, id))
     }

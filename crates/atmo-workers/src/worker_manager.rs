@@ -153,7 +153,8 @@ impl WorkerManagerBuilder {
         let inner = rm.inner.clone();
         // A durable store may hold requests this node held when it stopped: rescue them.
         let now = inner.clock.now();
-        let rescued = inner.store.rescue_owner(inner.node_id.clone(), now, "engine restarted").await?;
+        let mut rescued = inner.store.rescue_owner(inner.node_id.clone(), now, "engine restarted").await?;
+        rescued.extend(inner.store.recover_orphans(now, "engine restarted").await?);
         if !rescued.is_empty() {
             tracing::warn!(count = rescued.len(), "rescued requests held by a previous run of this node");
         }
