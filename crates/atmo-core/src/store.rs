@@ -6,6 +6,11 @@
 //! conformance suite in `atmo-testkit` runs against each.
 //!
 //! Time is always passed in (`now`), never read by a store, so tests control it completely.
+//!
+//! The operations return boxed futures ([`StoreFuture`]) so that the engine can hold any store
+//! as `Arc<dyn Store>` and pick it at run time (memory, SQLite, PostgreSQL from a config file);
+//! every operation takes a batch, so the allocation of the box is paid per batch, not per
+//! request.
 
 use std::fmt;
 use std::sync::Arc;
