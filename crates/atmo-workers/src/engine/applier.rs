@@ -174,15 +174,7 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
         }
     }
     let ids: Vec<(RequestId, u32)> = transitions.iter().map(|t| (t.id(), 0)).collect();
-    let outcomes = match inner.commit(transitions).await {
-        Ok(o) => o,
-        Err(e) => {
-            // The store failed: the attempts stay where they are; leases expire and the
-            // rescuer returns them, so nothing is lost.
-            tracing::error!(error = %e, "store failed while applying worker outcomes");
-            return;
-        }
-    };
+    let outcomes = commit_until_stored(inner, transitions).await;
     for ((outcome, meta), (id, _)) in outcomes.into_iter().zip(metas).zip(ids) {
         match (outcome, meta) {
             (Ok(applied), Meta::Start { at }) => {
@@ -219,6 +211,24 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
     }
 }
 
+/// Commits worker outcomes, retrying with backoff while the store fails (a full disk, an I/O
+/// error): what workers reported is never dropped, and this node's leases, which the lease
+/// keeper keeps extending, would otherwise hold the requests forever. Meanwhile new reports
+/// wait in the channel.
+async fn commit_until_stored(inner: &Arc<Inner>, transitions: Vec<Transition>) -> Vec<atmo_core::ApplyOutcome> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match inner.commit(transitions.clone()).await {
+            Ok(o) => return o,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store failed while applying worker outcomes");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 async fn harvest_starts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
     let banks = inner.banks.read().clone();
     let now = inner.clock.now();
@@ -235,13 +245,7 @@ async fn harvest_starts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
         return;
     }
     let starts: Vec<(RequestId, Timestamp)> = transitions.iter().map(|t| (t.id(), t.at())).collect();
-    let outcomes = match inner.commit(transitions).await {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "store failed while recording started jobs");
-            return;
-        }
-    };
+    let outcomes = commit_until_stored(inner, transitions).await;
     for (outcome, (id, at)) in outcomes.into_iter().zip(starts) {
         if let Ok(applied) = outcome {
             inner.running.with(id, |e| {
@@ -278,13 +282,7 @@ async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
         return;
     }
     let ids: Vec<(RequestId, u32)> = transitions.iter().map(|(t, a)| (t.id(), *a)).collect();
-    let outcomes = match inner.commit(transitions.into_iter().map(|(t, _)| t).collect()).await {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "store failed while applying timeouts");
-            return;
-        }
-    };
+    let outcomes = commit_until_stored(inner, transitions.into_iter().map(|(t, _)| t).collect()).await;
     for (outcome, (id, attempt)) in outcomes.into_iter().zip(ids) {
         if outcome.is_ok() {
             // Stop the handler; the worker's late result will be discarded.

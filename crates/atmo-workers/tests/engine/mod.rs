@@ -14,4 +14,5 @@ mod retry_timeout;
 mod scheduling;
 mod shutdown;
 mod state_machine_props;
+mod store_failures;
 mod test_mode;
