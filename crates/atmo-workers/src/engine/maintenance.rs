@@ -9,12 +9,15 @@ use atmo_core::RetentionParams;
 use super::Inner;
 
 const PROMOTE_BATCH: usize = 1024;
+/// How soon a service retries after its store failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// Moves due scheduled requests to pending; sleeps until the next one is due or a new one
 /// arrives.
 pub(crate) async fn scheduler(inner: Arc<Inner>) {
     loop {
         let now = inner.clock.now();
+        let mut failed = false;
         loop {
             match inner.store.promote_scheduled(now, PROMOTE_BATCH).await {
                 Ok(ids) => {
@@ -35,11 +38,20 @@ pub(crate) async fn scheduler(inner: Arc<Inner>) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "promoting scheduled requests failed");
+                    failed = true;
                     break;
                 }
             }
         }
-        let next = inner.store.next_scheduled().await.ok().flatten();
+        let next = match inner.store.next_scheduled().await {
+            // After a store failure, look again soon rather than wait for a wake-up.
+            Ok(next) if !failed => next,
+            Ok(_) => Some(inner.clock.now() + STORE_RETRY),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the next scheduled time failed");
+                Some(inner.clock.now() + STORE_RETRY)
+            }
+        };
         let sleep = async {
             match next {
                 Some(t) => tokio::time::sleep(t.saturating_since(inner.clock.now())).await,
