@@ -15,16 +15,28 @@ use super::executor::Job;
 use super::running::RunningEntry;
 
 pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut store_failed = false;
     loop {
+        let retry = async {
+            if store_failed {
+                // The last claim failed: try again soon even if nothing else wakes us.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             () = inner.dispatch_wake.notified() => {}
+            () = retry => {}
             () = inner.shutdown.cancelled() => break,
         }
         let _guard = inner.dispatch_lock.lock().await;
         // Keep going while rounds make progress: more may be waiting than one claim takes.
-        while round(&inner).await > 0 {
-            if inner.shutdown.is_cancelled() {
-                return;
+        loop {
+            let (claimed, failed) = round(&inner).await;
+            store_failed = failed;
+            if claimed == 0 || inner.shutdown.is_cancelled() {
+                break;
             }
         }
     }
@@ -36,14 +48,17 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 /// look again).
 pub(crate) async fn try_dispatch_now(inner: &Arc<Inner>) -> bool {
     let Ok(_guard) = inner.dispatch_lock.try_lock() else { return false };
-    round(inner).await;
-    true
+    // After a failed claim, let the dispatcher task (which retries) take over.
+    !round(inner).await.1
 }
 
-async fn round(inner: &Arc<Inner>) -> usize {
+/// One pass over the banks; returns how many requests were dispatched and whether a claim
+/// failed.
+async fn round(inner: &Arc<Inner>) -> (usize, bool) {
     if !inner.dispatching.load(Ordering::Acquire) {
-        return 0;
+        return (0, false);
     }
+    let mut failed = false;
     let mut banks = inner.banks.read().clone();
     banks.retain(|b| b.status() == atmo_core::BankStatus::Active && b.spare() > 0);
     banks.sort_by(|a, b| b.score().total_cmp(&a.score()));
@@ -70,6 +85,7 @@ async fn round(inner: &Arc<Inner>) -> usize {
             Err(e) => {
                 bank.release(limit);
                 tracing::error!(bank = %bank.id, error = %e, "claim failed");
+                failed = true;
                 continue;
             }
         };
@@ -135,5 +151,5 @@ async fn round(inner: &Arc<Inner>) -> usize {
         }
         inner.applier_wake.notify_one();
     }
-    total
+    (total, failed)
 }
