@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     after_help = "Examples:\n  atmo bench inproc            measure the in-process engine (median of 5 runs)\n  \
                         atmo bench inproc --json     the same, one JSON object per line\n  \
-                        atmo bench inproc --quick    a fast smoke run for CI\n\n\
+                        atmo bench inproc --quick    a fast smoke run for CI\n  \
+                        atmo bench durable           the SQLite store against the memory store\n\n\
                         Set ATMO_LOG (e.g. ATMO_LOG=debug) to see the engine's logs on stderr."
 )]
 pub(crate) struct Cli {
@@ -41,6 +42,9 @@ pub(crate) enum BenchCommand {
     /// The engine in this process: thread-worker banks and the memory store.
     #[command(long_about = INPROC_LONG_ABOUT)]
     Inproc(InprocArgs),
+    /// The engine on the durable SQLite store, against the memory store and a small file.
+    #[command(long_about = DURABLE_LONG_ABOUT)]
+    Durable(DurableArgs),
 }
 
 const INPROC_LONG_ABOUT: &str = "\
@@ -61,6 +65,122 @@ The baseline does the same work with 2 plain threads fed by a crossbeam channel,
 with a reply channel per request; for memory, it keeps each finished request's id
 and result in a HashMap. Each scenario runs --repeat times, alternating engine and
 baseline, and reports the median of each.";
+
+const DURABLE_LONG_ABOUT: &str = "\
+The engine on the durable SQLite store (default options: WAL, synchronous=FULL,
+group commit), against a baseline measured in the same run: the same engine on
+the memory store for throughput and submit (a fresh store file per run), a file
+of 1,000 requests for open and query.
+
+Scenarios:
+
+  durable-throughput  trivial requests submitted in batches and awaited, submit
+                      to completed through one bank of 2 worker threads;
+                      requests/s, plus the store's commits (each one WAL fsync)
+                      per 1,000 requests.
+
+  durable-submit      acknowledged submits/s: --submitters tokio tasks each
+                      submitting one request at a time (submit returns after
+                      the commit), while the bank processes them.
+
+  durable-open        a file of 1,000,000 finished requests (100,000 with
+                      --quick): open it and start an engine on it; ms.
+                      Baseline: the same with a file of 1,000.
+
+  durable-query       filtered, paginated queries (50 a page: task and status,
+                      client, a second page by cursor) on that file; p50 and
+                      p99, µs. Baseline: the same on the file of 1,000.
+
+The files of durable-open and durable-query are written once per invocation, by
+inserting finished requests straight into the store. Each scenario runs
+--repeat times, alternating with its baseline, and reports the median of each.";
+
+/// Options of `atmo bench durable`.
+#[derive(Debug, Args)]
+pub(crate) struct DurableArgs {
+    /// Print one JSON object per line instead of aligned text.
+    ///
+    /// Fields: scenario, value, unit, baseline, ratio, runs; durable-throughput
+    /// adds fsyncsPer1000, durable-query adds p99 and baselineP99 (its value is
+    /// the p50).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Runs per scenario; the median is reported [default: 5, or 1 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) repeat: Option<u32>,
+
+    /// A fast smoke run: smaller sizes and one run per scenario (numbers are rougher).
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Run only these scenarios (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
+    pub(crate) scenario: Vec<DurableScenario>,
+
+    /// Where the runs' temporary store directories are made [default: the system's
+    /// temporary directory]. Put it on the disk you mean to measure: fsync on tmpfs is free.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
+
+    /// Requests per `submit_many_and_wait` call in the throughput scenario.
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) batch: u32,
+
+    /// Batches in flight at once in the throughput scenario (one tokio task each).
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) in_flight: u32,
+
+    /// Concurrent submitter tasks in the submit scenario.
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) submitters: u32,
+
+    /// Worker threads of the tokio runtime that drives the engine.
+    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) runtime_threads: u32,
+
+    /// Requests the bank may hold at once (running plus queued at its workers).
+    #[arg(long, value_name = "N", default_value_t = 4096, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) bank_capacity: u32,
+}
+
+/// The scenarios of `atmo bench durable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DurableScenario {
+    /// Requests per second, submit to completed, batches submitted and awaited.
+    #[value(name = "durable-throughput")]
+    Throughput,
+    /// Acknowledged single submits per second from concurrent submitters.
+    #[value(name = "durable-submit")]
+    Submit,
+    /// Opening a file of 1,000,000 finished requests and starting an engine on it.
+    #[value(name = "durable-open")]
+    Open,
+    /// A filtered, paginated query on that file.
+    #[value(name = "durable-query")]
+    Query,
+}
+
+impl DurableScenario {
+    /// Every scenario, in the order they run.
+    pub(crate) const ALL: [DurableScenario; 4] =
+        [DurableScenario::Throughput, DurableScenario::Submit, DurableScenario::Open, DurableScenario::Query];
+
+    /// The name printed in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DurableScenario::Throughput => "durable-throughput",
+            DurableScenario::Submit => "durable-submit",
+            DurableScenario::Open => "durable-open",
+            DurableScenario::Query => "durable-query",
+        }
+    }
+}
 
 /// Options of `atmo bench inproc`.
 #[derive(Debug, Args)]
@@ -148,10 +268,24 @@ mod tests {
     fn quick_json_parses() -> anyhow::Result<()> {
         let cli =
             Cli::try_parse_from(["atmo", "bench", "inproc", "--json", "--quick", "--scenario", "inproc-latency"])?;
-        let Command::Bench(BenchCommand::Inproc(args)) = cli.command;
+        let Command::Bench(BenchCommand::Inproc(args)) = cli.command else {
+            anyhow::bail!("parsed as another command");
+        };
         assert!(args.json && args.quick);
         assert_eq!(args.repeat, None);
         assert_eq!(args.scenario, vec![InprocScenario::Latency]);
+        Ok(())
+    }
+
+    #[test]
+    fn durable_parses() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(["atmo", "bench", "durable", "--quick", "--scenario", "durable-submit"])?;
+        let Command::Bench(BenchCommand::Durable(args)) = cli.command else {
+            anyhow::bail!("parsed as another command");
+        };
+        assert!(args.quick && !args.json);
+        assert_eq!(args.submitters, 64);
+        assert_eq!(args.scenario, vec![DurableScenario::Submit]);
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! `atmo`: the command-line face of Atmo Workers.
 //!
-//! For now it has one command, `atmo bench inproc`, which measures the in-process engine
-//! (throughput, latency, memory per retained request) against a plain-threads baseline run on
-//! the same machine in the same process, and prints one line per scenario (or one JSON object
-//! per line with `--json`). `serve`, `submit` and more kinds of `bench` come later; see
+//! For now it has one command, `atmo bench`: `atmo bench inproc` measures the in-process
+//! engine (throughput, latency, memory per retained request) against a plain-threads baseline
+//! run on the same machine in the same process, and `atmo bench durable` measures the engine on
+//! the SQLite store against the memory store; each prints one line per scenario (or one JSON
+//! object per line with `--json`). `serve`, `submit` and more kinds of `bench` come later; see
 //! [`cli`] for how they slot in.
 //!
 //! Layout: [`cli`] parses the command line, [`mod@bench`] runs benchmarks, [`alloc`] is the

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use atmo_workers::{
-    ActionDefinition, BankSpec, Handler, Handlers, Manifest, ParamType, ParameterSpec, SubmitOptions, SubmitRequest,
-    WorkerManager,
+    ActionDefinition, BankSpec, Handler, Handlers, Manifest, ParamType, ParameterSpec, Store, SubmitOptions,
+    SubmitRequest, WorkerManager,
 };
 use serde_json::Value;
 
@@ -40,7 +40,18 @@ pub(crate) struct Setup {
 /// # Errors
 /// When the engine cannot start (no runtime, threads unavailable).
 pub(crate) async fn start(setup: Setup) -> anyhow::Result<WorkerManager> {
+    start_on(setup, None).await
+}
+
+/// Starts a manager with the benchmark's bank on `store` (`None`: the default memory store).
+///
+/// # Errors
+/// When the engine cannot start (no runtime, threads unavailable, the store failing).
+pub(crate) async fn start_on(setup: Setup, store: Option<Arc<dyn Store>>) -> anyhow::Result<WorkerManager> {
     let mut builder = WorkerManager::builder().name("atmo-bench");
+    if let Some(store) = store {
+        builder = builder.configure(|b| b.shared_store(store));
+    }
     if setup.retain_all {
         builder = builder.configure(|b| b.retention(None, None));
     }
@@ -115,6 +126,36 @@ pub(crate) async fn throughput(
         .collect();
     for d in drivers {
         d.await.context("a driver task panicked")??;
+    }
+    Ok(start.elapsed())
+}
+
+/// Submits `total` requests one `submit` at a time from `submitters` tokio tasks that each
+/// take the next number as soon as their last submit was acknowledged; returns the elapsed
+/// time. The bank processes them meanwhile; nothing waits for their results.
+///
+/// # Errors
+/// An engine error.
+pub(crate) async fn submit_load(manager: &WorkerManager, total: usize, submitters: usize) -> anyhow::Result<Duration> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let drivers: Vec<_> = (0..submitters)
+        .map(|_| {
+            let manager = manager.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return anyhow::Ok(());
+                    }
+                    manager.submit(ADD, work::params(i), SubmitOptions::new()).await?;
+                }
+            })
+        })
+        .collect();
+    for d in drivers {
+        d.await.context("a submitter task panicked")??;
     }
     Ok(start.elapsed())
 }

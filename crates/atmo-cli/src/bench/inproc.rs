@@ -89,7 +89,7 @@ pub(crate) fn run(args: &InprocArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `engine` and `baseline` once per run, alternating which goes first.
-fn interleaved<T, U>(
+pub(super) fn interleaved<T, U>(
     runs: u32,
     mut engine: impl FnMut() -> anyhow::Result<T>,
     mut baseline: impl FnMut() -> anyhow::Result<U>,
@@ -107,7 +107,8 @@ fn interleaved<T, U>(
     Ok((e, b))
 }
 
-fn per_second(n: usize, d: Duration) -> f64 {
+/// `n` events in `d`, per second.
+pub(super) fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 

@@ -3,12 +3,15 @@
 //! One file per concern: [`inproc`] orchestrates the in-process scenarios (repeats,
 //! interleaving, medians), [`engine`] drives Atmo Workers, [`baseline`] drives the plain
 //! threads it is compared with, [`work`] is the trivial task both do, [`stats`] computes
-//! medians and percentiles, and [`report`] prints the lines. Later kinds of bench (`durable`,
-//! `process`, `http`) get a file each beside `inproc` and reuse the rest.
+//! medians and percentiles, and [`report`] prints the lines. [`durable`] runs the same engine
+//! on the SQLite store against the memory store. Later kinds of bench (`process`, `http`) get
+//! a file each beside them and reuse the rest.
 
 mod baseline;
+mod durable;
 mod engine;
 mod inproc;
+mod large;
 mod report;
 mod stats;
 mod work;
@@ -22,5 +25,6 @@ use crate::cli::BenchCommand;
 pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Inproc(args) => inproc::run(args),
+        BenchCommand::Durable(args) => durable::run(args),
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct Line {
     /// The baseline's median p99.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline_p99: Option<f64>,
+    /// A durable scenario's median store commits (each one WAL fsync) per 1,000 requests.
+    #[serde(rename = "fsyncsPer1000", skip_serializing_if = "Option::is_none")]
+    pub(crate) fsyncs_per_1000: Option<f64>,
     /// How many runs the medians are taken over.
     pub(crate) runs: u32,
 }
@@ -34,13 +37,19 @@ impl Line {
     pub(crate) fn new(scenario: &'static str, unit: &'static str, value: f64, baseline: f64, runs: u32) -> Self {
         let ratio = if baseline > 0.0 { round_to(value / baseline, 1e3) } else { 0.0 };
         let (value, baseline) = (round_for(unit, value), round_for(unit, baseline));
-        Line { scenario, value, unit, baseline, ratio, p99: None, baseline_p99: None, runs }
+        Line { scenario, value, unit, baseline, ratio, p99: None, baseline_p99: None, fsyncs_per_1000: None, runs }
     }
 
     /// Adds the p99s of a latency scenario.
     pub(crate) fn with_p99(mut self, p99: f64, baseline_p99: f64) -> Self {
         self.p99 = Some(round_for(self.unit, p99));
         self.baseline_p99 = Some(round_for(self.unit, baseline_p99));
+        self
+    }
+
+    /// Adds a durable scenario's fsyncs per 1,000 requests (to a tenth).
+    pub(crate) fn with_fsyncs_per_1000(mut self, fsyncs: f64) -> Self {
+        self.fsyncs_per_1000 = Some(round_to(fsyncs, 10.0));
         self
     }
 
@@ -72,6 +81,9 @@ impl Line {
         );
         if let (Some(p99), Some(bp99)) = (self.p99, self.baseline_p99) {
             s.push_str(&format!("; p99 {} {unit}, baseline p99 {} {unit}", number(p99), number(bp99)));
+        }
+        if let Some(f) = self.fsyncs_per_1000 {
+            s.push_str(&format!("; {} fsyncs per 1,000 requests", number(f)));
         }
         s.push(')');
         s
@@ -127,6 +139,13 @@ mod tests {
         assert_eq!(v["ratio"], 2.057);
         assert_eq!(v["p99"], 30.0);
         assert_eq!(v["baselineP99"], 9.1);
+        assert!(v.get("fsyncsPer1000").is_none());
+        let mut out = Vec::new();
+        Line::new("durable-throughput", "requests/s", 60_000.0, 900_000.0, 5)
+            .with_fsyncs_per_1000(2.46)
+            .write(&mut out, true)?;
+        let v: serde_json::Value = serde_json::from_slice(&out)?;
+        assert_eq!(v["fsyncsPer1000"], 2.5);
         Ok(())
     }
 

@@ -1,0 +1,218 @@
+//! `atmo bench durable`: the engine on the SQLite store against the same engine on the memory
+//! store (throughput, submit) or against a small file (open, query).
+//!
+//! For throughput and submit, every run opens a fresh store file in a new temporary directory (under `--dir`) with the
+//! default options (WAL, `synchronous=FULL`, group commit), so every run starts empty and
+//! every commit is a real fsync; the memory store's run is the baseline, measured back to back
+//! with it, alternating which goes first, as `inproc` does. Both engines have one bank of 2
+//! worker threads on a multi-thread tokio runtime (`--runtime-threads`, default 2).
+//!
+//! | scenario | value | baseline | target |
+//! | --- | --- | --- | --- |
+//! | `durable-throughput` | requests/s, submit → completed, batches awaited; plus the store's commits (fsyncs) per 1,000 requests | the same on the memory store | ≥ 50,000/s |
+//! | `durable-submit` | acknowledged single submits/s from `--submitters` (64) tasks | the same on the memory store | ≥ 100,000/s |
+//!
+//! | `durable-open` | ms to open a file of 1,000,000 finished requests and start an engine on it | the same with 1,000 | < 1,000 ms |
+//! | `durable-query` | p50 (and p99) µs of a filtered query of 50 on that file | the same with 1,000 | milliseconds |
+//!
+//! The open and query scenarios share their files; see [`super::large`].
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use atmo_sqlite::{SqliteOptions, SqliteStore};
+use atmo_workers::{Store, WorkerManager};
+
+use super::engine::{self, Setup};
+use super::inproc::{interleaved, per_second};
+use super::large;
+use super::report::Line;
+use super::stats::{median, percentile_micros};
+use crate::cli::{DurableArgs, DurableScenario};
+
+/// Sizes of one run of each scenario.
+#[derive(Clone, Debug)]
+struct Plan {
+    runs: u32,
+    batch: usize,
+    in_flight: usize,
+    submitters: usize,
+    setup: Setup,
+    throughput_requests: usize,
+    submit_requests: usize,
+    large_requests: usize,
+    query_samples: usize,
+}
+
+impl Plan {
+    fn new(args: &DurableArgs) -> Self {
+        let runs = args.repeat.unwrap_or(if args.quick { 1 } else { 5 });
+        let (throughput_requests, submit_requests, large_requests) =
+            if args.quick { (20_000, 10_000, 100_000) } else { (200_000, 100_000, 1_000_000) };
+        Plan {
+            runs,
+            batch: args.batch as usize,
+            in_flight: args.in_flight as usize,
+            submitters: args.submitters as usize,
+            setup: Setup { bank_capacity: args.bank_capacity as usize, retain_all: false },
+            throughput_requests,
+            submit_requests,
+            large_requests,
+            query_samples: 300,
+        }
+    }
+}
+
+/// Runs the selected scenarios, printing each line as soon as it is measured.
+///
+/// # Errors
+/// A scenario that fails (the store cannot be created, the engine returned an error or a
+/// wrong result), or stdout closing.
+pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.runtime_threads as usize)
+        .thread_name("atmo-bench-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let scenarios: &[DurableScenario] = if args.scenario.is_empty() { &DurableScenario::ALL } else { &args.scenario };
+    let mut out = std::io::stdout().lock();
+    // The open and query scenarios' files, written once, when the first of them runs.
+    let mut files = None;
+    for &scenario in DurableScenario::ALL.iter().filter(|s| scenarios.contains(s)) {
+        let line = match scenario {
+            DurableScenario::Throughput => throughput(&runtime, &dir, &plan)?,
+            DurableScenario::Submit => submit(&runtime, &dir, &plan)?,
+            DurableScenario::Open | DurableScenario::Query => {
+                if files.is_none() {
+                    files = Some(runtime.block_on(async {
+                        anyhow::Ok((
+                            large::fill(&dir, plan.large_requests).await?,
+                            large::fill(&dir, large::SMALL).await?,
+                        ))
+                    })?);
+                }
+                let Some((big, small)) = &files else { anyhow::bail!("the large files were not written") };
+                if scenario == DurableScenario::Open {
+                    open(&runtime, &big.path, &small.path, &plan)?
+                } else {
+                    query(&runtime, &big.path, &small.path, &plan)?
+                }
+            }
+        };
+        line.write(&mut out, args.json)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A fresh store in a new temporary directory under `dir`; the directory goes when the
+/// returned guard drops (after the store: drop the store first).
+fn fresh_store(dir: &Path) -> anyhow::Result<(tempfile::TempDir, Arc<SqliteStore>)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("atmo-bench-durable-")
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
+    let store = SqliteStore::open(tmp.path().join("atmo.db"), SqliteOptions::default())
+        .context("cannot open the SQLite store")?;
+    Ok((tmp, Arc::new(store)))
+}
+
+/// Runs `f` on an engine with the benchmark's bank on a fresh SQLite store, then stops it;
+/// returns what `f` returned and the store's commits while `f` ran.
+async fn on_sqlite<T, F, Fut>(dir: &Path, setup: Setup, f: F) -> anyhow::Result<(T, u64)>
+where
+    F: FnOnce(WorkerManager) -> Fut,
+    Fut: Future<Output = anyhow::Result<(T, WorkerManager)>>,
+{
+    let (tmp, store) = fresh_store(dir)?;
+    let manager = engine::start_on(setup, Some(store.clone() as Arc<dyn Store>)).await?;
+    let before = store.commits();
+    let (value, manager) = f(manager).await?;
+    let commits = store.commits() - before;
+    engine::stop(manager).await?;
+    // The engine's last reference goes with `manager`; the store's threads stop here, before
+    // its directory is removed.
+    drop(store);
+    drop(tmp);
+    Ok((value, commits))
+}
+
+fn throughput(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::Result<Line> {
+    let n = plan.throughput_requests;
+    let durable_run = |n: usize| {
+        rt.block_on(on_sqlite(dir, plan.setup, |m| async move {
+            let elapsed = engine::throughput(&m, n, plan.batch, plan.in_flight).await?;
+            Ok((elapsed, m))
+        }))
+        .map(|(elapsed, commits)| (per_second(n, elapsed), commits as f64 * 1000.0 / n.max(1) as f64))
+    };
+    let memory_run = |n: usize| {
+        rt.block_on(async {
+            let manager = engine::start(plan.setup).await?;
+            let elapsed = engine::throughput(&manager, n, plan.batch, plan.in_flight).await?;
+            engine::stop(manager).await?;
+            anyhow::Ok(per_second(n, elapsed))
+        })
+    };
+    // Untimed warm-up: the allocator's arenas, the threads' stacks, the code in cache.
+    durable_run(n / 10)?;
+    memory_run(n / 10)?;
+    let (d, m) = interleaved(plan.runs, || durable_run(n), || memory_run(n))?;
+    let rates: Vec<f64> = d.iter().map(|(r, _)| *r).collect();
+    let fsyncs: Vec<f64> = d.iter().map(|(_, f)| *f).collect();
+    Ok(Line::new(DurableScenario::Throughput.name(), "requests/s", median(&rates), median(&m), plan.runs)
+        .with_fsyncs_per_1000(median(&fsyncs)))
+}
+
+fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::Result<Line> {
+    let n = plan.submit_requests;
+    let durable_run = |n: usize| {
+        rt.block_on(on_sqlite(dir, plan.setup, |m| async move {
+            let elapsed = engine::submit_load(&m, n, plan.submitters).await?;
+            Ok((elapsed, m))
+        }))
+        .map(|(elapsed, _)| per_second(n, elapsed))
+    };
+    let memory_run = |n: usize| {
+        rt.block_on(async {
+            let manager = engine::start(plan.setup).await?;
+            let elapsed = engine::submit_load(&manager, n, plan.submitters).await?;
+            engine::stop(manager).await?;
+            anyhow::Ok(per_second(n, elapsed))
+        })
+    };
+    durable_run(n / 10)?;
+    memory_run(n / 10)?;
+    let (d, m) = interleaved(plan.runs, || durable_run(n), || memory_run(n))?;
+    Ok(Line::new(DurableScenario::Submit.name(), "submits/s", median(&d), median(&m), plan.runs))
+}
+
+fn open(rt: &tokio::runtime::Runtime, big: &Path, small: &Path, plan: &Plan) -> anyhow::Result<Line> {
+    let (b, s) = interleaved(plan.runs, || rt.block_on(large::open(big)), || rt.block_on(large::open(small)))?;
+    Ok(Line::new(DurableScenario::Open.name(), "ms", median(&b), median(&s), plan.runs))
+}
+
+fn query(rt: &tokio::runtime::Runtime, big: &Path, small: &Path, plan: &Plan) -> anyhow::Result<Line> {
+    let samples = plan.query_samples;
+    let (b, s) = interleaved(
+        plan.runs,
+        || rt.block_on(large::query(big, samples)),
+        || rt.block_on(large::query(small, samples)),
+    )?;
+    let summarize = |runs: Vec<Vec<std::time::Duration>>| {
+        let (mut p50, mut p99) = (Vec::new(), Vec::new());
+        for mut times in runs {
+            times.sort_unstable();
+            p50.push(percentile_micros(&times, 50.0));
+            p99.push(percentile_micros(&times, 99.0));
+        }
+        (median(&p50), median(&p99))
+    };
+    let ((b50, b99), (s50, s99)) = (summarize(b), summarize(s));
+    Ok(Line::new(DurableScenario::Query.name(), "µs", b50, s50, plan.runs).with_p99(b99, s99))
+}
