@@ -3,18 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmo_workers::store::MemoryStore;
 use atmo_workers::{
-    ApplyOutcome, BankStatus, ClaimParams, Claimed, EngineConfig, Event, EventKind, EventType, Handler, InsertOutcome,
-    MetricsParams, Promoted, QueryPage, Request, RequestId, RequestManager, RequestQuery, RequestStatus,
-    RetentionParams, Store, StoreFuture, StoreMetrics, SubmitOptions, SubmitRequest, TaskContext, Timestamp,
-    Transition, WorkerManager,
+    BankStatus, EngineConfig, Event, EventKind, EventType, Handler, RequestManager, RequestStatus, SubmitOptions,
+    SubmitRequest, TaskContext, WorkerManager,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::support::{about, bank, drain, drain_items, engine, lenient, settle};
+use super::support::{AfterInsert, HookedStore, about, bank, drain, drain_items, engine, lenient, settle};
 
 fn quick() -> Handler {
     Handler::asynchronous(|_ctx: TaskContext, _p: Arc<Value>| async {
@@ -176,69 +173,25 @@ async fn a_slow_subscriber_lags_and_is_told_how_much_it_missed() -> anyhow::Resu
     Ok(())
 }
 
-/// A memory store whose `insert_many` takes a while after the requests became visible, as a
-/// durable store's group commit does: it announces the insert, then waits to be released.
-#[derive(Debug, Default)]
-struct SlowCommitStore {
-    inner: MemoryStore,
-    inserted: Arc<Notify>,
-    release: Arc<Notify>,
-}
-
-impl Store for SlowCommitStore {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-    fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
-        Box::pin(async move {
-            let out = self.inner.insert_many(requests).await?;
-            self.inserted.notify_one();
-            self.release.notified().await;
-            Ok(out)
-        })
-    }
-    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>> {
-        self.inner.claim(params)
-    }
-    fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
-        self.inner.apply(transitions)
-    }
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
-        self.inner.promote_scheduled(now, limit)
-    }
-    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        self.inner.next_scheduled()
-    }
-    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
-        self.inner.heartbeat(owner, until)
-    }
-    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_expired(now, limit)
-    }
-    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_owner(owner, now, reason)
-    }
-    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>> {
-        self.inner.get(id)
-    }
-    fn query(&self, query: RequestQuery) -> StoreFuture<'_, QueryPage> {
-        self.inner.query(query)
-    }
-    fn metrics(&self, params: MetricsParams) -> StoreFuture<'_, StoreMetrics> {
-        self.inner.metrics(params)
-    }
-    fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
-        self.inner.delete_finished(params)
-    }
-}
-
 /// A request's `request-submitted` event must come before the events of its claim, however long
 /// the store takes to confirm the insert (under load on a multi-threaded runtime the same
 /// inversion shows up with the memory store too).
 #[tokio::test(start_paused = true)]
 async fn submitted_comes_before_assigned_even_with_a_slow_store() -> anyhow::Result<()> {
-    let store = SlowCommitStore::default();
-    let (inserted, release) = (store.inserted.clone(), store.release.clone());
+    // The store takes a while after the requests became visible, as a durable store's group
+    // commit does: it announces the insert, then waits to be released.
+    let (inserted, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let hook: AfterInsert = {
+        let (inserted, release) = (inserted.clone(), release.clone());
+        Arc::new(move || {
+            let (inserted, release) = (inserted.clone(), release.clone());
+            Box::pin(async move {
+                inserted.notify_one();
+                release.notified().await;
+            })
+        })
+    };
+    let store = HookedStore { after_insert: Some(hook), ..HookedStore::default() };
     let manager = WorkerManager::builder().name("event-order").store(store).start().await?;
     bank(&manager, "b", lenient("b", &["job"])?, 1, 4, &quick())?;
     manager.set_bank_status("b", BankStatus::Inactive)?;

@@ -5,18 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use atmo_workers::store::MemoryStore;
-use atmo_workers::{
-    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Promoted, QueryPage, Request, RequestId,
-    RequestQuery, RequestStatus, RetentionParams, Store, StoreError, StoreFuture, StoreMetrics, SubmitOptions,
-    Timestamp, Transition, WorkerManager,
-};
+use atmo_workers::{RequestStatus, StoreError, SubmitOptions, WorkerManager};
 use serde_json::json;
 
 use atmo_workers::{Handler, TaskContext};
 use serde_json::Value;
 
-use super::support::{bank, lenient};
+use super::support::{BeforeApply, HookedStore, bank, lenient};
 
 fn quick() -> Handler {
     Handler::asynchronous(|_ctx: TaskContext, _p: Arc<Value>| async {
@@ -25,69 +20,25 @@ fn quick() -> Handler {
     })
 }
 
-/// A memory store whose `apply` fails the next `failures` times.
-#[derive(Debug, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
-    failures: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("disk full (simulated)")]
 struct DiskFull;
 
-impl Store for FlakyStore {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-    fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
-        self.inner.insert_many(requests)
-    }
-    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>> {
-        self.inner.claim(params)
-    }
-    fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
-        let fail = self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if fail {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-            return Box::pin(async { Err(StoreError::Backend(Box::new(DiskFull))) });
-        }
-        self.inner.apply(transitions)
-    }
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
-        self.inner.promote_scheduled(now, limit)
-    }
-    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        self.inner.next_scheduled()
-    }
-    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
-        self.inner.heartbeat(owner, until)
-    }
-    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_expired(now, limit)
-    }
-    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_owner(owner, now, reason)
-    }
-    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<Request>> {
-        self.inner.get(id)
-    }
-    fn query(&self, query: RequestQuery) -> StoreFuture<'_, QueryPage> {
-        self.inner.query(query)
-    }
-    fn metrics(&self, params: MetricsParams) -> StoreFuture<'_, StoreMetrics> {
-        self.inner.metrics(params)
-    }
-    fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
-        self.inner.delete_finished(params)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn outcomes_are_applied_once_the_store_recovers() -> anyhow::Result<()> {
-    let store = FlakyStore::default();
-    let (failures, failed) = (store.failures.clone(), store.failed.clone());
+    // The store's `apply` fails the next `failures` times.
+    let (failures, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let hook: BeforeApply = {
+        let (failures, failed) = (failures.clone(), failed.clone());
+        Arc::new(move || {
+            if failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                failed.fetch_add(1, Ordering::SeqCst);
+                return Err(StoreError::Backend(Box::new(DiskFull)));
+            }
+            Ok(())
+        })
+    };
+    let store = HookedStore { before_apply: Some(hook), ..HookedStore::default() };
     let manager = WorkerManager::builder().name("flaky").store(store).start().await?;
     bank(&manager, "b", lenient("b", &["job"])?, 1, 4, &quick())?;
     // The next three applies fail: the attempt's outcome must survive them.
