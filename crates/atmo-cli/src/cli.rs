@@ -106,13 +106,8 @@ pub(crate) struct DurableArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Runs per scenario; the median is reported [default: 5, or 1 with --quick].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) repeat: Option<u32>,
-
-    /// A fast smoke run: smaller sizes and one run per scenario (numbers are rougher).
-    #[arg(long)]
-    pub(crate) quick: bool,
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
 
     /// Run only these scenarios (comma-separated) [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
@@ -123,6 +118,30 @@ pub(crate) struct DurableArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<std::path::PathBuf>,
 
+    /// Concurrent submitter tasks in the submit scenario.
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) submitters: u32,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+/// How often each scenario runs.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Runs per scenario; the median is reported [default: 5, or 1 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) repeat: Option<u32>,
+
+    /// A fast smoke run: smaller sizes and one run per scenario (numbers are rougher).
+    #[arg(long)]
+    pub(crate) quick: bool,
+}
+
+/// The shape of the load driving the engine.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
     /// Requests per `submit_many_and_wait` call in the throughput scenario.
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Tuning",
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -133,11 +152,6 @@ pub(crate) struct DurableArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) in_flight: u32,
 
-    /// Concurrent submitter tasks in the submit scenario.
-    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Tuning",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) submitters: u32,
-
     /// Worker threads of the tokio runtime that drives the engine.
     #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Tuning",
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -147,6 +161,13 @@ pub(crate) struct DurableArgs {
     #[arg(long, value_name = "N", default_value_t = 4096, help_heading = "Tuning",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) bank_capacity: u32,
+}
+
+impl RunArgs {
+    /// Runs per scenario.
+    pub(crate) fn count(&self) -> u32 {
+        self.repeat.unwrap_or(if self.quick { 1 } else { 5 })
+    }
 }
 
 /// The scenarios of `atmo bench durable`.
@@ -192,37 +213,15 @@ pub(crate) struct InprocArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Runs per scenario; the median is reported [default: 5, or 1 with --quick].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) repeat: Option<u32>,
-
-    /// A fast smoke run: smaller sizes and one run per scenario (numbers are rougher).
-    #[arg(long)]
-    pub(crate) quick: bool,
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
 
     /// Run only these scenarios (comma-separated) [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
     pub(crate) scenario: Vec<InprocScenario>,
 
-    /// Requests per `submit_many_and_wait` call in the throughput scenario.
-    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Tuning",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) batch: u32,
-
-    /// Batches in flight at once in the throughput scenario (one tokio task each).
-    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Tuning",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) in_flight: u32,
-
-    /// Worker threads of the tokio runtime that drives the engine.
-    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Tuning",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) runtime_threads: u32,
-
-    /// Requests the bank may hold at once (running plus queued at its workers).
-    #[arg(long, value_name = "N", default_value_t = 4096, help_heading = "Tuning",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) bank_capacity: u32,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
 }
 
 /// The scenarios of `atmo bench inproc`.
@@ -271,8 +270,8 @@ mod tests {
         let Command::Bench(BenchCommand::Inproc(args)) = cli.command else {
             anyhow::bail!("parsed as another command");
         };
-        assert!(args.json && args.quick);
-        assert_eq!(args.repeat, None);
+        assert!(args.json && args.runs.quick);
+        assert_eq!(args.runs.repeat, None);
         assert_eq!(args.scenario, vec![InprocScenario::Latency]);
         Ok(())
     }
@@ -283,7 +282,7 @@ mod tests {
         let Command::Bench(BenchCommand::Durable(args)) = cli.command else {
             anyhow::bail!("parsed as another command");
         };
-        assert!(args.quick && !args.json);
+        assert!(args.runs.quick && !args.json);
         assert_eq!(args.submitters, 64);
         assert_eq!(args.scenario, vec![DurableScenario::Submit]);
         Ok(())

@@ -48,15 +48,15 @@ struct Plan {
 
 impl Plan {
     fn new(args: &DurableArgs) -> Self {
-        let runs = args.repeat.unwrap_or(if args.quick { 1 } else { 5 });
+        let runs = args.runs.count();
         let (throughput_requests, submit_requests, large_requests) =
-            if args.quick { (20_000, 10_000, 100_000) } else { (200_000, 100_000, 1_000_000) };
+            if args.runs.quick { (20_000, 10_000, 100_000) } else { (200_000, 100_000, 1_000_000) };
         Plan {
             runs,
-            batch: args.batch as usize,
-            in_flight: args.in_flight as usize,
+            batch: args.load.batch as usize,
+            in_flight: args.load.in_flight as usize,
             submitters: args.submitters as usize,
-            setup: Setup { bank_capacity: args.bank_capacity as usize, retain_all: false },
+            setup: Setup { bank_capacity: args.load.bank_capacity as usize, retain_all: false },
             throughput_requests,
             submit_requests,
             large_requests,
@@ -73,7 +73,7 @@ impl Plan {
 pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.runtime_threads as usize)
+        .worker_threads(args.load.runtime_threads as usize)
         .thread_name("atmo-bench-rt")
         .enable_all()
         .build()

@@ -45,14 +45,14 @@ struct Plan {
 
 impl Plan {
     fn new(args: &InprocArgs) -> Self {
-        let runs = args.repeat.unwrap_or(if args.quick { 1 } else { 5 });
+        let runs = args.runs.count();
         let (throughput_requests, latency_warmup, latency_samples, memory_requests) =
-            if args.quick { (100_000, 500, 5_000, 20_000) } else { (1_000_000, 5_000, 50_000, 200_000) };
+            if args.runs.quick { (100_000, 500, 5_000, 20_000) } else { (1_000_000, 5_000, 50_000, 200_000) };
         Plan {
             runs,
-            batch: args.batch as usize,
-            in_flight: args.in_flight as usize,
-            bank_capacity: args.bank_capacity as usize,
+            batch: args.load.batch as usize,
+            in_flight: args.load.in_flight as usize,
+            bank_capacity: args.load.bank_capacity as usize,
             throughput_requests,
             latency_warmup,
             latency_samples,
@@ -68,7 +68,7 @@ impl Plan {
 pub(crate) fn run(args: &InprocArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.runtime_threads as usize)
+        .worker_threads(args.load.runtime_threads as usize)
         .thread_name("atmo-bench-rt")
         .enable_all()
         .build()
