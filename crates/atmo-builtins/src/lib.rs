@@ -8,6 +8,8 @@
 //!   FFT, Monte Carlo π, linear systems, numerical integration;
 //! - [`crypto_manifest`] / [`crypto_handlers`]: hashes, HMAC, AEAD encryption, Argon2id,
 //!   Ed25519, random bytes;
+//! - [`simulation_manifest`] / [`simulation_handlers`]: seeded Monte Carlo option pricing,
+//!   random walks, N-body, Game of Life, SIR epidemics, M/M/c queues;
 //! - [`all`] returns every pair.
 //!
 //! Every result is a JSON object with a `type` tag (`MATRIX_RESULT`, `HASH_RESULT`, ...); every
@@ -38,13 +40,19 @@ pub mod computation;
 pub mod crypto;
 mod params;
 mod random;
+pub mod simulation;
 
 use atmo_core::{Handlers, Manifest};
 
 pub use computation::{computation_handlers, computation_manifest};
 pub use crypto::{crypto_handlers, crypto_manifest};
+pub use simulation::{simulation_handlers, simulation_manifest};
 
 /// Every built-in manifest with its handlers, ready to register as banks.
 pub fn all() -> Vec<(Manifest, Handlers)> {
-    vec![(computation_manifest(), computation_handlers()), (crypto_manifest(), crypto_handlers())]
+    vec![
+        (computation_manifest(), computation_handlers()),
+        (crypto_manifest(), crypto_handlers()),
+        (simulation_manifest(), simulation_handlers()),
+    ]
 }

@@ -3,4 +3,5 @@
 mod computation;
 mod crypto;
 mod schema;
+mod simulation;
 mod support;
