@@ -8,6 +8,8 @@
 //!   FFT, Monte Carlo π, linear systems, numerical integration;
 //! - [`crypto_manifest`] / [`crypto_handlers`]: hashes, HMAC, AEAD encryption, Argon2id,
 //!   Ed25519, random bytes;
+//! - [`geospatial_manifest`] / [`geospatial_handlers`]: distances, point in polygon, buffers,
+//!   intersections, WGS84 / Web Mercator / UTM transformations, H3 cells;
 //! - [`simulation_manifest`] / [`simulation_handlers`]: seeded Monte Carlo option pricing,
 //!   random walks, N-body, Game of Life, SIR epidemics, M/M/c queues;
 //! - [`all`] returns every pair.
@@ -38,6 +40,7 @@
 
 pub mod computation;
 pub mod crypto;
+pub mod geospatial;
 mod params;
 mod random;
 pub mod simulation;
@@ -46,6 +49,7 @@ use atmo_core::{Handlers, Manifest};
 
 pub use computation::{computation_handlers, computation_manifest};
 pub use crypto::{crypto_handlers, crypto_manifest};
+pub use geospatial::{geospatial_handlers, geospatial_manifest};
 pub use simulation::{simulation_handlers, simulation_manifest};
 
 /// Every built-in manifest with its handlers, ready to register as banks.
@@ -53,6 +57,7 @@ pub fn all() -> Vec<(Manifest, Handlers)> {
     vec![
         (computation_manifest(), computation_handlers()),
         (crypto_manifest(), crypto_handlers()),
+        (geospatial_manifest(), geospatial_handlers()),
         (simulation_manifest(), simulation_handlers()),
     ]
 }

@@ -2,6 +2,7 @@
 
 mod computation;
 mod crypto;
+mod geospatial;
 mod schema;
 mod simulation;
 mod support;
