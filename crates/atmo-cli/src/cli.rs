@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  atmo bench inproc            measure the in-process engine (median of 5 runs)\n  \
                         atmo bench inproc --json     the same, one JSON object per line\n  \
                         atmo bench inproc --quick    a fast smoke run for CI\n  \
-                        atmo bench durable           the SQLite store against the memory store\n\n\
+                        atmo bench durable           the SQLite store against the memory store\n  \
+                        atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request\n\n\
                         Set ATMO_LOG (e.g. ATMO_LOG=debug) to see the engine's logs on stderr."
 )]
 pub(crate) struct Cli {
@@ -34,6 +35,30 @@ pub(crate) enum Command {
     /// ratio (engine / baseline).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run one built-in request in this process and print its result as JSON.
+    ///
+    /// The parameters are validated against the action's manifest as a submission would be.
+    /// Exit code 0 with the result on stdout; 2 for bad input (unknown action, malformed JSON,
+    /// invalid parameters: every problem on stderr); 1 when the handler failed or timed out.
+    Exec(ExecArgs),
+}
+
+/// Options of `atmo exec`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  atmo exec HASH '{\"data\": \"abc\", \"algorithm\": \"sha256\"}'\n  \
+                        atmo exec MONTE_CARLO_PI '{\"iterations\": 1000000, \"seed\": 7}'\n  \
+                        echo '{\"number\": 600851475143}' | atmo exec PRIME_FACTORIZATION -")]
+pub(crate) struct ExecArgs {
+    /// The action (task id), e.g. MATRIX_MULTIPLY, HASH, DISTANCE_CALCULATION.
+    pub(crate) action: String,
+    /// The parameters as JSON; `-` reads them from stdin, `@FILE` from a file [default: {}].
+    pub(crate) params: Option<String>,
+    /// Stop the handler after this many milliseconds [default: the manifest's timeout].
+    #[arg(long = "timeout", value_name = "MS")]
+    pub(crate) timeout_ms: Option<u64>,
+    /// Print the result on one line.
+    #[arg(long)]
+    pub(crate) compact: bool,
 }
 
 /// `atmo bench <kind>`: one subcommand per kind of deployment measured.

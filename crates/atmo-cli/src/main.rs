@@ -1,6 +1,6 @@
 //! `atmo`: the command-line face of Atmo Workers.
 //!
-//! For now it has one command, `atmo bench`: `atmo bench inproc` measures the in-process
+//! `atmo exec ACTION PARAMS` runs one built-in request in-process and prints its result. `atmo bench`: `atmo bench inproc` measures the in-process
 //! engine (throughput, latency, memory per retained request) against a plain-threads baseline
 //! run on the same machine in the same process, and `atmo bench durable` measures the engine on
 //! the SQLite store against the memory store; each prints one line per scenario (or one JSON
@@ -15,6 +15,7 @@
 mod alloc;
 mod bench;
 mod cli;
+mod exec;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging();
     match cli.command {
         Command::Bench(cmd) => bench::run(&cmd)?,
+        Command::Exec(args) => return exec::run(&args),
     }
     Ok(ExitCode::SUCCESS)
 }
