@@ -8,6 +8,8 @@
 //!   FFT, Monte Carlo π, linear systems, numerical integration;
 //! - [`crypto_manifest`] / [`crypto_handlers`]: hashes, HMAC, AEAD encryption, Argon2id,
 //!   Ed25519, random bytes;
+//! - [`data_processing_manifest`] / [`data_processing_handlers`]: CSV parsing, JSONPath
+//!   transforms, aggregation, JSON Schema validation, time series, fuzzy de-duplication;
 //! - [`geospatial_manifest`] / [`geospatial_handlers`]: distances, point in polygon, buffers,
 //!   intersections, WGS84 / Web Mercator / UTM transformations, H3 cells;
 //! - [`simulation_manifest`] / [`simulation_handlers`]: seeded Monte Carlo option pricing,
@@ -40,6 +42,7 @@
 
 pub mod computation;
 pub mod crypto;
+pub mod data_processing;
 pub mod geospatial;
 mod params;
 mod random;
@@ -49,6 +52,7 @@ use atmo_core::{Handlers, Manifest};
 
 pub use computation::{computation_handlers, computation_manifest};
 pub use crypto::{crypto_handlers, crypto_manifest};
+pub use data_processing::{data_processing_handlers, data_processing_manifest};
 pub use geospatial::{geospatial_handlers, geospatial_manifest};
 pub use simulation::{simulation_handlers, simulation_manifest};
 
@@ -57,6 +61,7 @@ pub fn all() -> Vec<(Manifest, Handlers)> {
     vec![
         (computation_manifest(), computation_handlers()),
         (crypto_manifest(), crypto_handlers()),
+        (data_processing_manifest(), data_processing_handlers()),
         (geospatial_manifest(), geospatial_handlers()),
         (simulation_manifest(), simulation_handlers()),
     ]

@@ -2,6 +2,7 @@
 
 mod computation;
 mod crypto;
+mod data_processing;
 mod geospatial;
 mod schema;
 mod simulation;
