@@ -1,39 +1,16 @@
 //! Known answers of the simulation handlers.
 
 use anyhow::{Context as _, Result, anyhow};
-use atmo_core::{ErrorCategory, TaskError};
 use serde_json::{Value, json};
 
-use crate::support::{close, ctx, floats};
+use crate::support::{self, Kit, close, ctx, floats};
 
-/// Calls the handler directly, without schema validation.
-fn call(action: &str, params: Value) -> Result<Value, TaskError> {
-    let handlers = atmo_builtins::simulation_handlers();
-    let Some(handler) = handlers.get(action) else {
-        return Err(TaskError::fatal("NO_HANDLER", action.to_owned()));
-    };
-    handler.call_blocking(&ctx(action), &params)
-}
-
-/// Validates through the manifest (filling defaults), calls the handler and checks the type tag.
 fn run(action: &str, params: Value) -> Result<Value> {
-    let manifest = atmo_builtins::simulation_manifest();
-    let def = manifest.action(action).with_context(|| format!("no action {action}"))?;
-    let params = def.validate(params).map_err(|e| anyhow!("schema rejected {action}: {e}"))?;
-    let result = call(action, params).map_err(|e| anyhow!("{action} failed: {} ({})", e.message, e.code))?;
-    let declared = def.response_type.as_deref().context("no response type")?;
-    anyhow::ensure!(result["type"] == declared, "{action}: type {} but declared {declared}", result["type"]);
-    Ok(result)
+    support::run(Kit::Simulation, action, params)
 }
 
 fn assert_invalid(action: &str, params: Value, parameter: &str) {
-    let err = match call(action, params.clone()) {
-        Ok(v) => panic!("{action} accepted {params}: {v}"),
-        Err(e) => e,
-    };
-    assert_eq!(err.category, ErrorCategory::Validation, "{action} {params}: {err:?}");
-    assert!(err.message.contains(&format!("`{parameter}`")), "{action}: `{parameter}` not named in {}", err.message);
-    assert_eq!(err.details.as_ref().and_then(|d| d.get("parameter")), Some(&Value::from(parameter)), "{err:?}");
+    support::assert_invalid(Kit::Simulation, action, params, parameter)
 }
 
 fn f(v: &Value) -> f64 {

@@ -11,6 +11,9 @@ use serde_json::Value;
 pub enum Kit {
     Computation,
     Crypto,
+    DataProcessing,
+    Geospatial,
+    Simulation,
 }
 
 impl Kit {
@@ -18,6 +21,9 @@ impl Kit {
         match self {
             Kit::Computation => atmo_builtins::computation_manifest(),
             Kit::Crypto => atmo_builtins::crypto_manifest(),
+            Kit::DataProcessing => atmo_builtins::data_processing_manifest(),
+            Kit::Geospatial => atmo_builtins::geospatial_manifest(),
+            Kit::Simulation => atmo_builtins::simulation_manifest(),
         }
     }
 
@@ -25,6 +31,9 @@ impl Kit {
         match self {
             Kit::Computation => atmo_builtins::computation_handlers(),
             Kit::Crypto => atmo_builtins::crypto_handlers(),
+            Kit::DataProcessing => atmo_builtins::data_processing_handlers(),
+            Kit::Geospatial => atmo_builtins::geospatial_handlers(),
+            Kit::Simulation => atmo_builtins::simulation_handlers(),
         }
     }
 }
