@@ -7,7 +7,27 @@
 //! without a salt) ask the caller for a seed, key, nonce or salt instead. Simulations
 //! (`MONTE_CARLO_PI`) fall back to a seed derived from the request id.
 
-use atmo_core::TaskError;
+use atmo_core::{TaskContext, TaskError};
+
+use crate::params::Params;
+
+/// The `seed` parameter, or a fresh seed from the operating system, or (where there is none)
+/// one derived from the request id and attempt.
+///
+/// # Errors
+/// A validation error when `seed` is present but not a non-negative integer.
+pub(crate) fn seed(ctx: &TaskContext, p: Params<'_>) -> Result<u64, TaskError> {
+    Ok(match p.opt_u64("seed", 0, u64::MAX)? {
+        Some(s) => s,
+        None => {
+            let mut buf = [0u8; 8];
+            match os_random(&mut buf) {
+                Ok(()) => u64::from_le_bytes(buf),
+                Err(_) => (ctx.request_id.as_u128() as u64) ^ u64::from(ctx.attempt),
+            }
+        }
+    })
+}
 
 /// Fills `buf` from the operating system's generator.
 ///

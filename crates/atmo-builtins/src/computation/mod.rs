@@ -136,7 +136,7 @@ pub fn computation_manifest() -> Manifest {
         .build();
     // The definition above is static; a failure here is a bug caught by the crate's tests, and
     // the fallback keeps the signature infallible without panicking.
-    built.unwrap_or_else(|_| empty(NAME))
+    built.unwrap_or_else(|_| Manifest::empty(NAME))
 }
 
 /// The handlers of [`computation_manifest`], one per action (all synchronous: CPU-bound).
@@ -148,20 +148,4 @@ pub fn computation_handlers() -> Handlers {
         .on("MONTE_CARLO_PI", Handler::sync(monte_carlo::handle))
         .on("SOLVE_LINEAR_SYSTEM", Handler::sync(linear::handle))
         .on("NUMERICAL_INTEGRATION", Handler::sync(integration::handle))
-}
-
-/// A manifest with no actions: the fallback of a static definition that failed its checks.
-pub(crate) fn empty(name: &str) -> Manifest {
-    Manifest {
-        name: name.to_owned(),
-        version: "1.0.0".to_owned(),
-        description: None,
-        actions: Vec::new(),
-        max_concurrent_tasks: None,
-        default_timeout: None,
-        retry: None,
-        init_config: None,
-        command: None,
-        script_url: None,
-    }
 }

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use super::MAX_ITERATIONS;
 use crate::params::Params;
-use crate::random::os_random;
 
 /// Points between two cancellation checks.
 const CHUNK: u64 = 1 << 16;
@@ -20,16 +19,7 @@ const CHUNK: u64 = 1 << 16;
 pub(super) fn handle(ctx: &TaskContext, params: &Value) -> HandlerResult {
     let p = Params(params);
     let iterations = p.u64("iterations", 1, MAX_ITERATIONS)?;
-    let seed = match p.opt_u64("seed", 0, u64::MAX)? {
-        Some(s) => s,
-        None => {
-            let mut buf = [0u8; 8];
-            match os_random(&mut buf) {
-                Ok(()) => u64::from_le_bytes(buf),
-                Err(_) => (ctx.request_id.as_u128() as u64) ^ u64::from(ctx.attempt),
-            }
-        }
-    };
+    let seed = crate::random::seed(ctx, p)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut inside = 0u64;
     let mut done = 0u64;

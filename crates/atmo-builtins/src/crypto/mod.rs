@@ -191,7 +191,7 @@ pub fn crypto_manifest() -> Manifest {
                 .response_type("RANDOM_BYTES_RESULT"),
         )
         .build();
-    built.unwrap_or_else(|_| crate::computation::empty(NAME))
+    built.unwrap_or_else(|_| Manifest::empty(NAME))
 }
 
 /// The handlers of [`crypto_manifest`], one per action (all synchronous: CPU-bound).

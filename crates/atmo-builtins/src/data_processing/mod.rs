@@ -22,8 +22,6 @@ use atmo_core::manifest::{ActionDefinition, Manifest, ParamType, ParameterSpec};
 use atmo_core::{Handler, Handlers};
 use serde_json::json;
 
-use crate::computation::empty;
-
 pub use dedup::soundex;
 
 /// Name of the manifest.
@@ -164,7 +162,7 @@ pub fn data_processing_manifest() -> Manifest {
         .build();
     // The definition above is static; a failure here is a bug caught by the crate's tests, and
     // the fallback keeps the signature infallible without panicking.
-    built.unwrap_or_else(|_| empty(NAME))
+    built.unwrap_or_else(|_| Manifest::empty(NAME))
 }
 
 /// The handlers of [`data_processing_manifest`], one per action (all synchronous: CPU-bound).

@@ -22,8 +22,6 @@ use atmo_core::manifest::{ActionDefinition, Manifest, ParamType, ParameterSpec};
 use atmo_core::{Handler, Handlers};
 use serde_json::json;
 
-use crate::computation::empty;
-
 /// Name of the manifest.
 pub const NAME: &str = "simulation";
 /// Most Monte Carlo paths of `OPTION_PRICING`.
@@ -209,7 +207,7 @@ pub fn simulation_manifest() -> Manifest {
         .build();
     // The definition above is static; a failure here is a bug caught by the crate's tests, and
     // the fallback keeps the signature infallible without panicking.
-    built.unwrap_or_else(|_| empty(NAME))
+    built.unwrap_or_else(|_| Manifest::empty(NAME))
 }
 
 /// The handlers of [`simulation_manifest`], one per action (all synchronous: CPU-bound).

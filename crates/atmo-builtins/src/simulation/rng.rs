@@ -4,26 +4,10 @@
 //! result on every platform and version. Without a seed one is drawn from the OS (or, on
 //! `wasm32-unknown-unknown`, derived from the request id) and reported so the run can be repeated.
 
-use atmo_core::{TaskContext, TaskError};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-use crate::params::Params;
-use crate::random::os_random;
-
-/// The `seed` parameter, or a fresh one.
-pub(super) fn seed(ctx: &TaskContext, p: Params<'_>) -> Result<u64, TaskError> {
-    Ok(match p.opt_u64("seed", 0, u64::MAX)? {
-        Some(s) => s,
-        None => {
-            let mut buf = [0u8; 8];
-            match os_random(&mut buf) {
-                Ok(()) => u64::from_le_bytes(buf),
-                Err(_) => (ctx.request_id.as_u128() as u64) ^ u64::from(ctx.attempt),
-            }
-        }
-    })
-}
+pub(super) use crate::random::seed;
 
 /// A seeded ChaCha8 stream with the few distributions the simulations need.
 pub(super) struct Rng(ChaCha8Rng);

@@ -29,7 +29,7 @@ use super::engine::{self, Setup};
 use super::inproc::{interleaved, per_second};
 use super::large;
 use super::report::Line;
-use super::stats::{median, percentile_micros};
+use super::stats::{latency_medians, median};
 use crate::cli::{DurableArgs, DurableScenario};
 
 /// Sizes of one run of each scenario.
@@ -204,15 +204,6 @@ fn query(rt: &tokio::runtime::Runtime, big: &Path, small: &Path, plan: &Plan) ->
         || rt.block_on(large::query(big, samples)),
         || rt.block_on(large::query(small, samples)),
     )?;
-    let summarize = |runs: Vec<Vec<std::time::Duration>>| {
-        let (mut p50, mut p99) = (Vec::new(), Vec::new());
-        for mut times in runs {
-            times.sort_unstable();
-            p50.push(percentile_micros(&times, 50.0));
-            p99.push(percentile_micros(&times, 99.0));
-        }
-        (median(&p50), median(&p99))
-    };
-    let ((b50, b99), (s50, s99)) = (summarize(b), summarize(s));
+    let ((b50, b99), (s50, s99)) = (latency_medians(b), latency_medians(s));
     Ok(Line::new(DurableScenario::Query.name(), "µs", b50, s50, plan.runs).with_p99(b99, s99))
 }

@@ -25,7 +25,7 @@ use anyhow::Context;
 
 use super::baseline::{self, Pool};
 use super::report::Line;
-use super::stats::{median, percentile_micros};
+use super::stats::{latency_medians, median};
 use super::{engine, work};
 use crate::ALLOC;
 use crate::cli::{InprocArgs, InprocScenario};
@@ -148,16 +148,7 @@ fn latency(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Re
     };
     let baseline_run = || pool.latency(plan.latency_warmup, plan.latency_samples);
     let (e, b) = interleaved(plan.runs, engine_run, baseline_run)?;
-    let summarize = |runs: Vec<Vec<Duration>>| {
-        let (mut p50, mut p99) = (Vec::new(), Vec::new());
-        for mut times in runs {
-            times.sort_unstable();
-            p50.push(percentile_micros(&times, 50.0));
-            p99.push(percentile_micros(&times, 99.0));
-        }
-        (median(&p50), median(&p99))
-    };
-    let ((e50, e99), (b50, b99)) = (summarize(e), summarize(b));
+    let ((e50, e99), (b50, b99)) = (latency_medians(e), latency_medians(b));
     Ok(Line::new(InprocScenario::Latency.name(), "µs", e50, b50, plan.runs).with_p99(e99, b99))
 }
 

@@ -23,6 +23,17 @@ pub(crate) fn percentile_micros(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1e6
 }
 
+/// The median p50 and median p99 (µs) of several runs of latency samples.
+pub(crate) fn latency_medians(runs: Vec<Vec<Duration>>) -> (f64, f64) {
+    let (mut p50, mut p99) = (Vec::new(), Vec::new());
+    for mut times in runs {
+        times.sort_unstable();
+        p50.push(percentile_micros(&times, 50.0));
+        p99.push(percentile_micros(&times, 99.0));
+    }
+    (median(&p50), median(&p99))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
