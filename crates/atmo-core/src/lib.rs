@@ -26,6 +26,7 @@ pub mod handler;
 pub mod id;
 pub mod manifest;
 pub mod metrics;
+pub mod protocol;
 pub mod query;
 pub mod request;
 pub mod retry;

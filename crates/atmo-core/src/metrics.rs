@@ -88,6 +88,13 @@ pub struct BankPerformance {
     pub success_rate: f64,
     /// Mean processing time.
     pub average_processing_time_ms: f64,
+    /// Protocol errors of a process bank's workers (malformed, unknown or stray messages,
+    /// oversize lines).
+    #[serde(default)]
+    pub protocol_errors: u64,
+    /// Worker processes restarted after they died or were killed.
+    #[serde(default)]
+    pub worker_restarts: u64,
 }
 
 /// The system at a glance.

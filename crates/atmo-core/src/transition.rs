@@ -245,7 +245,8 @@ pub fn apply_transition(req: &mut Request, t: &Transition) -> Result<RequestStat
             req.worker_id = Some(worker_id.clone());
             worker = Some(worker_id.clone());
             req.started_at = Some(at);
-            req.progress = None;
+            // Progress may be reported before the start is recorded (a worker's first words
+            // can overtake the engine's harvest of its start): it stays.
             Cow::Borrowed("worker started")
         }
         Change::Complete { result } => {
@@ -261,6 +262,8 @@ pub fn apply_transition(req: &mut Request, t: &Transition) -> Result<RequestStat
         Change::Retry { error, run_at } => {
             req.errors.push(error.clone());
             req.run_at = Some(*run_at);
+            // The next attempt starts from nothing.
+            req.progress = None;
             Cow::Owned(format!("retry scheduled after {}", error.code))
         }
         Change::TimeOut { error } => {
@@ -268,7 +271,10 @@ pub fn apply_transition(req: &mut Request, t: &Transition) -> Result<RequestStat
             req.completed_at = Some(at);
             Cow::Borrowed("timed out")
         }
-        Change::Rescue { reason } => reason.clone(),
+        Change::Rescue { reason } => {
+            req.progress = None;
+            reason.clone()
+        }
         Change::Promote => {
             req.run_at = None;
             Cow::Borrowed("run time reached")

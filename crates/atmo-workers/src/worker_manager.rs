@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use atmo_core::manifest::CommandSpec;
 use atmo_core::{
     BankStatus, Capability, Error, EventKind, Handlers, Manifest, RequestQuery, RequestStatus, Resources, Result,
     Transition, WorkerInfo,
@@ -12,6 +13,8 @@ use atmo_core::{
 use serde_json::Value;
 
 use crate::engine::bank::BankRuntime;
+use crate::engine::executor::Executor;
+use crate::engine::process::{ProcessConfig, ProcessExecutor, ProcessStats};
 use crate::engine::thread::{ThreadExecutor, WorkerEnv};
 use crate::engine::{applier, dispatcher, maintenance};
 use crate::request_manager::{RequestManager, RequestManagerBuilder};
@@ -51,6 +54,10 @@ pub struct BankSpec {
     pub capacity: Option<usize>,
     /// 0–1: how suited the bank is to its tasks when several banks can run one.
     pub proficiency: f64,
+    /// For a process bank: the command each worker runs (default: the manifest's `command`).
+    pub command: Option<CommandSpec>,
+    /// For a process bank: how its processes are supervised.
+    pub process: ProcessConfig,
 }
 
 impl BankSpec {
@@ -66,6 +73,8 @@ impl BankSpec {
             resources: Resources::new(),
             capacity: None,
             proficiency: 1.0,
+            command: None,
+            process: ProcessConfig::default(),
         }
     }
     /// Sets the number of workers.
@@ -112,6 +121,16 @@ impl BankSpec {
     /// Sets the display name.
     pub fn name(mut self, n: impl Into<String>) -> Self {
         self.name = Some(n.into());
+        self
+    }
+    /// Sets the command of a process bank (instead of the manifest's).
+    pub fn command(mut self, c: CommandSpec) -> Self {
+        self.command = Some(c);
+        self
+    }
+    /// Sets how a process bank's processes are supervised.
+    pub fn process_config(mut self, c: ProcessConfig) -> Self {
+        self.process = c;
         self
     }
 }
@@ -209,12 +228,7 @@ impl WorkerManager {
     /// handler has no action, or threads cannot be started.
     pub fn initialize_worker_bank(&self, spec: BankSpec) -> Result<()> {
         let inner = &self.rm.inner;
-        if !inner.accepting.load(Ordering::Acquire) {
-            return Err(Error::ShuttingDown);
-        }
-        if spec.worker_count == 0 {
-            return Err(Error::Config(format!("bank `{}` needs at least one worker", spec.bank_id)));
-        }
+        check_spec(inner, &spec)?;
         let mut problems = Vec::new();
         for a in spec.manifest.action_ids() {
             if spec.handlers.get(a).is_none() {
@@ -231,19 +245,12 @@ impl WorkerManager {
             return Err(Error::Config(format!("bank `{}`: {}", spec.bank_id, problems.join("; "))));
         }
         let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
-        let mut banks = inner.banks.write();
-        if banks.iter().any(|b| b.id == bank_id) {
-            return Err(Error::Config(format!("a bank with id `{bank_id}` already exists")));
-        }
-        let worker_ids: Vec<Arc<str>> =
-            (0..spec.worker_count).map(|i| Arc::from(format!("{bank_id}/{i}").as_str())).collect();
-        let capacity = spec.capacity.unwrap_or(spec.worker_count * spec.manifest.concurrency_per_worker()).max(1);
-        let activity = inner.tracer.initialize_bank(bank_id.clone(), worker_ids.clone());
+        let worker_ids = worker_ids(&bank_id, spec.worker_count);
         let env = WorkerEnv {
             bank_id: bank_id.clone(),
             worker_ids: worker_ids.clone(),
             handlers: WorkerEnv::index_handlers(&spec.handlers),
-            resources: Arc::new(spec.resources),
+            resources: Arc::new(spec.resources.clone()),
             reporter: inner.reporter.clone(),
             progress: Arc::new(inner.reporter.clone()),
             events: inner.events.clone(),
@@ -251,9 +258,94 @@ impl WorkerManager {
         };
         let executor = ThreadExecutor::start(env, spec.worker_count, self.runtime.clone())
             .map_err(|e| Error::Config(format!("cannot start the threads of bank `{bank_id}`: {e}")))?;
-        let index = u32::try_from(banks.len()).map_err(|_| Error::Config("too many banks".into()))?;
+        match self.install(spec, worker_ids, Box::new(executor), None) {
+            Ok(_) => Ok(()),
+            Err((e, executor)) => {
+                // Lost a race for the id: stop the threads just started.
+                self.runtime.spawn(executor.shutdown());
+                Err(e)
+            }
+        }
+    }
+
+    /// Initializes a bank of worker processes: each of its `worker_count` workers is a process
+    /// running the spec's command (or the manifest's `command`) and speaking the worker
+    /// protocol (`docs/protocol.md`). Returns once every process has announced
+    /// `worker-ready` and matches the manifest.
+    ///
+    /// Processes that die are restarted with backoff and the requests they held are failed as
+    /// `system` errors (retried under the policy); a crash loop marks the bank `error` until a
+    /// process starts again. A timed-out or cancelled request gets `cancel-task`; a process that
+    /// does not answer within [`ProcessConfig::cancel_grace`] is killed and replaced.
+    ///
+    /// # Errors
+    /// `Config` when the id is taken, the worker count is zero, there is no command, handlers
+    /// were given (a process bank's handlers live in its processes), or a process cannot start,
+    /// does not become ready in time, or announces another protocol version, manifest or set of
+    /// actions (the message names every difference).
+    pub async fn initialize_process_bank(&self, spec: BankSpec) -> Result<()> {
+        let inner = &self.rm.inner;
+        check_spec(inner, &spec)?;
+        if !spec.handlers.is_empty() {
+            return Err(Error::Config(format!(
+                "bank `{}` runs worker processes: its handlers live in the processes, not in the spec",
+                spec.bank_id
+            )));
+        }
+        let Some(command) = spec.command.clone().or_else(|| spec.manifest.command.clone()) else {
+            return Err(Error::Config(format!(
+                "bank `{}`: manifest `{}` has no `command` and the spec sets none",
+                spec.bank_id, spec.manifest.name
+            )));
+        };
+        let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
+        let worker_ids = worker_ids(&bank_id, spec.worker_count);
+        let index = Arc::new(std::sync::atomic::AtomicU32::new(u32::MAX));
+        let (executor, stats) = ProcessExecutor::start(
+            bank_id.clone(),
+            index.clone(),
+            worker_ids.clone(),
+            spec.manifest.clone(),
+            command,
+            spec.process.clone(),
+            inner.reporter.clone(),
+            &self.runtime,
+        )
+        .await
+        .map_err(|p| Error::Config(format!("bank `{bank_id}`: {p}")))?;
+        match self.install(spec, worker_ids, Box::new(executor), Some(stats)) {
+            Ok(i) => {
+                index.store(i, Ordering::Release);
+                Ok(())
+            }
+            Err((e, executor)) => {
+                executor.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Registers a started bank; gives the executor back if the id was taken meanwhile.
+    fn install(
+        &self,
+        spec: BankSpec,
+        worker_ids: Vec<Arc<str>>,
+        executor: Box<dyn Executor>,
+        stats: Option<Arc<ProcessStats>>,
+    ) -> std::result::Result<u32, (Error, Box<dyn Executor>)> {
+        let inner = &self.rm.inner;
+        let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
+        let capacity = spec.capacity.unwrap_or(spec.worker_count * spec.manifest.concurrency_per_worker()).max(1);
+        let mut banks = inner.banks.write();
+        if banks.iter().any(|b| b.id == bank_id) {
+            return Err((Error::Config(format!("a bank with id `{bank_id}` already exists")), executor));
+        }
+        let Ok(index) = u32::try_from(banks.len()) else {
+            return Err((Error::Config("too many banks".into()), executor));
+        };
+        let activity = inner.tracer.initialize_bank(bank_id.clone(), worker_ids.clone());
         let manifest = self.rm.register_manifest((*spec.manifest).clone());
-        let runtime = Arc::new(BankRuntime::new(
+        let mut runtime = BankRuntime::new(
             index,
             bank_id.clone(),
             spec.name.unwrap_or_else(|| spec.bank_id.clone()),
@@ -264,9 +356,10 @@ impl WorkerManager {
             capacity,
             spec.proficiency,
             activity,
-            Box::new(executor),
-        ));
-        banks.push(runtime);
+            executor,
+        );
+        runtime.process_stats = stats;
+        banks.push(Arc::new(runtime));
         drop(banks);
         for task in manifest.action_ids() {
             let mut c = Capability::new(bank_id.clone(), task, capacity);
@@ -282,7 +375,7 @@ impl WorkerManager {
             inner.events.emit_with(|| EventKind::WorkerCreated { worker_id: w.clone(), bank_id: bank_id.clone() });
         }
         inner.dispatch_wake.notify_one();
-        Ok(())
+        Ok(index)
     }
 
     /// Pauses (`Inactive`), resumes (`Active`) or drains a bank.
@@ -394,4 +487,21 @@ impl WorkerManager {
         }
         Ok(())
     }
+}
+
+fn check_spec(inner: &crate::engine::Inner, spec: &BankSpec) -> Result<()> {
+    if !inner.accepting.load(Ordering::Acquire) {
+        return Err(Error::ShuttingDown);
+    }
+    if spec.worker_count == 0 {
+        return Err(Error::Config(format!("bank `{}` needs at least one worker", spec.bank_id)));
+    }
+    if inner.banks.read().iter().any(|b| *b.id == *spec.bank_id) {
+        return Err(Error::Config(format!("a bank with id `{}` already exists", spec.bank_id)));
+    }
+    Ok(())
+}
+
+fn worker_ids(bank_id: &str, n: usize) -> Vec<Arc<str>> {
+    (0..n).map(|i| Arc::from(format!("{bank_id}/{i}").as_str())).collect()
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmo_core::{
-    ErrorCategory, EventKind, Progress, RequestError, RequestId, RequestStatus, TaskError, Timestamp, Transition,
+    BankStatus, ErrorCategory, EventKind, Progress, RequestError, RequestId, RequestStatus, TaskError, Timestamp,
+    Transition,
 };
 use tokio::sync::mpsc;
 
@@ -161,6 +162,26 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
             WorkerMsg::Skipped { bank, worker } => {
                 if let Some(b) = banks.get(bank as usize) {
                     b.activity.record_dropped(worker as usize);
+                }
+            }
+            WorkerMsg::Health { bank, worker, problem, bank_wide } => {
+                let Some(b) = banks.get(bank as usize) else { continue };
+                let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
+                let failing = problem.is_some();
+                if let Some(message) = problem {
+                    inner.events.emit_with(|| EventKind::WorkerError { worker_id, message });
+                }
+                // A crash loop turns an active bank to `error`; recovery turns it back. A bank
+                // paused, draining or terminated meanwhile keeps that status.
+                let change = match (bank_wide, failing, b.status()) {
+                    (true, true, BankStatus::Active) => Some(BankStatus::Error),
+                    (true, false, BankStatus::Error) => Some(BankStatus::Active),
+                    _ => None,
+                };
+                if let Some(status) = change {
+                    b.set_status(status);
+                    inner.events.emit_with(|| EventKind::BankStatusChanged { bank_id: b.id.clone(), status });
+                    inner.dispatch_wake.notify_one();
                 }
             }
             WorkerMsg::Progress { id, attempt, percent, message, at } => {

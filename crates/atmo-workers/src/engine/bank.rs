@@ -26,6 +26,8 @@ pub(crate) struct BankRuntime {
     status: AtomicU8,
     pub(crate) activity: Arc<BankActivity>,
     pub(crate) executor: Box<dyn Executor>,
+    /// Counters of a process bank.
+    pub(crate) process_stats: Option<Arc<super::process::ProcessStats>>,
     completed: AtomicU64,
     failed: AtomicU64,
     processing_micros: AtomicU64,
@@ -82,6 +84,7 @@ impl BankRuntime {
             status: AtomicU8::new(status_code(BankStatus::Active)),
             activity,
             executor,
+            process_stats: None,
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             processing_micros: AtomicU64::new(0),
@@ -161,6 +164,8 @@ impl BankRuntime {
             failed: self.failed.load(Ordering::Relaxed),
             success_rate: self.success_rate(),
             average_processing_time_ms: self.average_processing_ms(),
+            protocol_errors: self.process_stats.as_ref().map_or(0, |s| s.protocol_errors.load(Ordering::Relaxed)),
+            worker_restarts: self.process_stats.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed)),
         }
     }
 }

@@ -75,6 +75,14 @@ pub(crate) enum WorkerMsg {
         message: Option<String>,
         at: Option<Timestamp>,
     },
+    /// A worker's health changed: `problem` is what went wrong (`None`: it recovered);
+    /// `bank` says whether the bank's status follows (`error`, or `active` again).
+    Health {
+        bank: u32,
+        worker: u32,
+        problem: Option<String>,
+        bank_wide: bool,
+    },
 }
 
 /// Where executors report what their workers do. Cheap to clone; usable from any thread.
@@ -121,6 +129,12 @@ impl Reporter {
     /// The job was dropped before it started (it was cancelled while queued at the worker).
     pub fn skipped(&self, job: &Job) {
         self.send(WorkerMsg::Skipped { bank: job.bank, worker: worker_u32(job.worker) });
+    }
+
+    /// A worker failed (`problem`), or recovered (`None`). With `bank_wide`, the bank's status
+    /// follows: `error` on a problem (a crash loop), `active` again on recovery.
+    pub(crate) fn health(&self, bank: u32, worker: usize, problem: Option<String>, bank_wide: bool) {
+        self.send(WorkerMsg::Health { bank, worker: worker_u32(worker), problem, bank_wide });
     }
 
     fn send(&self, msg: WorkerMsg) {

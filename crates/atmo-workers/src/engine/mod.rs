@@ -7,6 +7,7 @@ pub(crate) mod config;
 pub(crate) mod dispatcher;
 pub(crate) mod executor;
 pub(crate) mod maintenance;
+pub(crate) mod process;
 pub(crate) mod running;
 pub(crate) mod thread;
 pub(crate) mod waiters;
