@@ -19,7 +19,8 @@
 //! Handlers are the engine's own [`Handler`]s: they get a [`TaskContext`] with the request id,
 //! attempt, a cancellation token (cancelled when the engine sends `cancel-task`) and a progress
 //! reporter (which sends `task-progress`). Up to `concurrency` tasks run at once on their own
-//! threads; replies are written as they finish, flushed in batches. stdout belongs to the
+//! threads (more may wait in the process's queue, see [`WorkerResponder::max_in_flight`]);
+//! replies are written as they finish, flushed in batches. stdout belongs to the
 //! protocol: log to stderr (the engine forwards it to its log with the worker id).
 
 use std::io::{BufRead, Write};
@@ -45,6 +46,7 @@ pub struct WorkerResponder {
     manifest: ManifestId,
     handlers: Handlers,
     concurrency: usize,
+    max_in_flight: Option<usize>,
     resources: Resources,
     max_line_bytes: usize,
 }
@@ -56,6 +58,7 @@ impl WorkerResponder {
             manifest: ManifestId { name: name.into(), version: version.into() },
             handlers: Handlers::new(),
             concurrency: 1,
+            max_in_flight: None,
             resources: Resources::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
@@ -86,6 +89,15 @@ impl WorkerResponder {
     /// How many tasks run at once (announced in `worker-ready`; at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// How many tasks the engine may send before the first is answered (announced as
+    /// `maxConcurrentTasks`; default: the concurrency). Tasks beyond the running ones wait in
+    /// this process's queue: a deeper pipeline hides the round trip for short tasks, but a
+    /// queued task's timeout is already running.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n.max(1));
         self
     }
 
@@ -127,7 +139,7 @@ impl WorkerResponder {
                 protocol_version: PROTOCOL_VERSION,
                 manifest: self.manifest.clone(),
                 actions,
-                max_concurrent_tasks: Some(self.concurrency),
+                max_concurrent_tasks: Some(self.max_in_flight.unwrap_or(self.concurrency).max(self.concurrency)),
                 pid: Some(std::process::id()),
             }),
         );
