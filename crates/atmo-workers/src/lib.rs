@@ -63,3 +63,7 @@ pub use worker_manager::{BankSpec, WorkerManager, WorkerManagerBuilder};
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[doc = include_str!("../../../docs/protocol.md")]
+#[cfg(doctest)]
+pub struct ProtocolDoctests;
