@@ -12,14 +12,20 @@
 //!   transforms, aggregation, JSON Schema validation, time series, fuzzy de-duplication;
 //! - [`geospatial_manifest`] / [`geospatial_handlers`]: distances, point in polygon, buffers,
 //!   intersections, WGS84 / Web Mercator / UTM transformations, H3 cells;
+//! - [`image_processing_manifest`] / [`image_processing_handlers`]: resizing, filters, crops,
+//!   rotations, PNG / JPEG / WebP conversion and thumbnails of base64 images;
 //! - [`simulation_manifest`] / [`simulation_handlers`]: seeded Monte Carlo option pricing,
 //!   random walks, N-body, Game of Life, SIR epidemics, M/M/c queues;
-//! - [`all`] returns every pair.
+//! - [`all`] returns every pair, and [`banks`] the same as [`BuiltinBank`]s (bank id,
+//!   manifest, handlers, suggested worker count) to register with a `WorkerManager` in one
+//!   loop.
 //!
 //! Every result is a JSON object with a `type` tag (`MATRIX_RESULT`, `HASH_RESULT`, ...); every
 //! bad input is a validation [`TaskError`](atmo_core::TaskError) whose message names the
 //! parameter (also in `details.parameter`). Sizes are bounded (see the constants in
-//! [`computation`] and [`crypto`]) and long loops honour the attempt's cancellation token.
+//! [`computation`], [`crypto`] and [`image_processing`]: images are measured from their
+//! headers before their pixels are decoded) and long loops honour the attempt's cancellation
+//! token.
 //!
 //! The crate depends only on `atmo-core` and pure-Rust crates, so it builds for
 //! `wasm32-unknown-unknown`. There, without JavaScript glue, there is no OS random generator
@@ -40,20 +46,24 @@
 //! assert_eq!(result["type"], "MONTE_CARLO_RESULT");
 //! ```
 
+mod banks;
 pub mod computation;
 pub mod crypto;
 pub mod data_processing;
 pub mod geospatial;
+pub mod image_processing;
 mod params;
 mod random;
 pub mod simulation;
 
 use atmo_core::{Handlers, Manifest};
 
+pub use banks::{BANK_ID_PREFIX, BuiltinBank, banks};
 pub use computation::{computation_handlers, computation_manifest};
 pub use crypto::{crypto_handlers, crypto_manifest};
 pub use data_processing::{data_processing_handlers, data_processing_manifest};
 pub use geospatial::{geospatial_handlers, geospatial_manifest};
+pub use image_processing::{image_processing_handlers, image_processing_manifest};
 pub use simulation::{simulation_handlers, simulation_manifest};
 
 /// Every built-in manifest with its handlers, ready to register as banks.
@@ -63,6 +73,7 @@ pub fn all() -> Vec<(Manifest, Handlers)> {
         (crypto_manifest(), crypto_handlers()),
         (data_processing_manifest(), data_processing_handlers()),
         (geospatial_manifest(), geospatial_handlers()),
+        (image_processing_manifest(), image_processing_handlers()),
         (simulation_manifest(), simulation_handlers()),
     ]
 }

@@ -4,6 +4,7 @@ mod computation;
 mod crypto;
 mod data_processing;
 mod geospatial;
+mod image_processing;
 mod schema;
 mod simulation;
 mod support;

@@ -74,7 +74,7 @@ fn every_action_has_a_handler_a_type_tag_and_is_retryable() {
 fn all_lists_every_builtin_and_manifests_round_trip_through_json() -> Result<()> {
     let all = atmo_builtins::all();
     let names: Vec<&str> = all.iter().map(|(m, _)| m.name.as_str()).collect();
-    assert_eq!(names, ["computation", "crypto", "data-processing", "geospatial", "simulation"]);
+    assert_eq!(names, ["computation", "crypto", "data-processing", "geospatial", "image-processing", "simulation"]);
     for (m, _) in &all {
         let back: atmo_core::Manifest = serde_json::from_value(serde_json::to_value(m)?)?;
         assert_eq!(&back, m);

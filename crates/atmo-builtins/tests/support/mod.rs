@@ -13,6 +13,7 @@ pub enum Kit {
     Crypto,
     DataProcessing,
     Geospatial,
+    ImageProcessing,
     Simulation,
 }
 
@@ -23,6 +24,7 @@ impl Kit {
             Kit::Crypto => atmo_builtins::crypto_manifest(),
             Kit::DataProcessing => atmo_builtins::data_processing_manifest(),
             Kit::Geospatial => atmo_builtins::geospatial_manifest(),
+            Kit::ImageProcessing => atmo_builtins::image_processing_manifest(),
             Kit::Simulation => atmo_builtins::simulation_manifest(),
         }
     }
@@ -33,6 +35,7 @@ impl Kit {
             Kit::Crypto => atmo_builtins::crypto_handlers(),
             Kit::DataProcessing => atmo_builtins::data_processing_handlers(),
             Kit::Geospatial => atmo_builtins::geospatial_handlers(),
+            Kit::ImageProcessing => atmo_builtins::image_processing_handlers(),
             Kit::Simulation => atmo_builtins::simulation_handlers(),
         }
     }
