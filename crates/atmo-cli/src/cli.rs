@@ -16,7 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                         atmo bench inproc --json     the same, one JSON object per line\n  \
                         atmo bench inproc --quick    a fast smoke run for CI\n  \
                         atmo bench durable           the SQLite store against the memory store\n  \
-                        atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request\n\n\
+                        atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request\n  \
+                        atmo serve                   start the service (dashboard at http://127.0.0.1:7070/)\n  \
+                        atmo submit HASH '{\"data\":\"abc\"}' --wait   submit to it and wait\n\n\
+                        Client exit codes: 0 done, 1 request failed/timed out/cancelled, 2 bad input,\n\
+                        3 not found, 4 conflict, 5 server unreachable or unavailable, 6 unauthorized,\n\
+                        7 still running when --timeout ran out.\n\n\
                         Set ATMO_LOG (e.g. ATMO_LOG=debug) to see the engine's logs on stderr."
 )]
 pub(crate) struct Cli {
@@ -41,6 +46,82 @@ pub(crate) enum Command {
     /// Exit code 0 with the result on stdout; 2 for bad input (unknown action, malformed JSON,
     /// invalid parameters: every problem on stderr); 1 when the handler failed or timed out.
     Exec(ExecArgs),
+    /// Run the service: the engine, its banks, the HTTP API and the dashboard.
+    ///
+    /// With no configuration at all it stores requests in ./atmo-data/atmo.db (SQLite), runs a
+    /// thread bank of every built-in manifest, and serves http://127.0.0.1:7070/. Settings come
+    /// from a TOML file (--config), overridden by flags and environment variables. SIGINT or
+    /// SIGTERM stops intake, drains running requests, and keeps the rest for the next start.
+    Serve(ServeArgs),
+    /// Submit a request to the service and print its id (or, with --wait, its result).
+    Submit(crate::client::SubmitArgs),
+    /// Submit requests from JSON lines (a file or stdin) in batches, with a progress bar.
+    SubmitMany(crate::client::SubmitManyArgs),
+    /// Show a request with its whole lifecycle (status history, errors, result).
+    Get(crate::client::IdArgs),
+    /// Wait for a request's result, with a spinner showing its status and progress.
+    Wait(crate::client::WaitArgs),
+    /// Query requests by status, task, client, bank, priority, time and metadata.
+    Query(crate::client::QueryArgs),
+    /// Cancel a pending, scheduled or running request.
+    Cancel(crate::client::IdArgs),
+    /// Show the service's metrics.
+    Metrics(crate::client::ListArgs),
+    /// List the banks with their live figures.
+    Banks(crate::client::ListArgs),
+    /// List the workers: busy or idle, current request, tasks done, errors.
+    Workers(crate::client::ListArgs),
+    /// Follow the service's events as they happen (filter by request, bank or type).
+    Events(crate::client::EventsArgs),
+    /// Serve a manifest as a process worker over the worker protocol on stdin/stdout.
+    ///
+    /// A process bank runs this as its command (`atmo worker crypto`); MANIFEST is a built-in
+    /// manifest's name, or `bench`, the trivial manifest `atmo bench process` measures. Logs go
+    /// to stderr; stdout carries the protocol (docs/protocol.md).
+    Worker(WorkerArgs),
+}
+
+/// Options of `atmo serve`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  atmo serve                               defaults: ./atmo-data/atmo.db, 127.0.0.1:7070\n  \
+                        atmo serve --store memory --bind 127.0.0.1:8080\n  \
+                        ATMO_TOKEN=s3cret atmo serve --bind 0.0.0.0:7070\n  \
+                        atmo serve --config atmo.toml            (the file's format: docs/service.md)"
+)]
+pub(crate) struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, short, value_name = "FILE", env = "ATMO_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// The address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR", env = "ATMO_BIND")]
+    pub(crate) bind: Option<String>,
+    /// The bearer token API calls must carry (required off loopback).
+    #[arg(long, value_name = "TOKEN", env = "ATMO_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Where requests live: `sqlite:PATH` or `memory` [default: sqlite:./atmo-data/atmo.db].
+    #[arg(long, value_name = "STORE", env = "ATMO_STORE")]
+    pub(crate) store: Option<String>,
+    /// Do not start the thread banks of the built-in manifests.
+    #[arg(long)]
+    pub(crate) no_builtins: bool,
+    /// Threads per built-in bank [default: the manifest's concurrency, at most the cores].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) builtin_workers: Option<usize>,
+}
+
+/// Options of `atmo worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// The manifest to serve: computation, crypto, data-processing, ... or bench.
+    pub(crate) manifest: String,
+    /// Tasks run at once [default: the manifest's maxConcurrentTasks].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) concurrency: Option<usize>,
+    /// Tasks the engine may send before the first is answered (announced as
+    /// maxConcurrentTasks) [default: the concurrency].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_in_flight: Option<usize>,
 }
 
 /// Options of `atmo exec`.
@@ -70,6 +151,193 @@ pub(crate) enum BenchCommand {
     /// The engine on the durable SQLite store, against the memory store and a small file.
     #[command(long_about = DURABLE_LONG_ABOUT)]
     Durable(DurableArgs),
+    /// Every built-in action through a thread bank, against a direct call of its handler.
+    #[command(long_about = BUILTINS_LONG_ABOUT)]
+    Builtins(BuiltinsArgs),
+    /// Process worker banks (Rust and Node workers) against the in-process thread bank.
+    #[command(long_about = PROCESS_LONG_ABOUT)]
+    Process(ProcessArgs),
+    /// The HTTP API on loopback against the engine called in-process.
+    #[command(long_about = HTTP_LONG_ABOUT)]
+    Http(HttpArgs),
+}
+
+const HTTP_LONG_ABOUT: &str = "\
+The service's HTTP API (atmo serve's router, on loopback in this process) with the
+benchmark's bank of 2 worker threads, against the same engine called in-process.
+
+Scenarios:
+
+  http-submit     single submits (POST /v1/requests) from --connections client
+                  threads with keep-alive connections; requests/s. Baseline:
+                  in-process submit from as many tasks.
+
+  http-batch      requests/s submitted in batches of 1,000 (POST
+                  /v1/requests/batch) from 4 connections. Baseline: in-process
+                  submit_many from 4 tasks.
+
+  http-roundtrip  one request at a time, submit to result in one call
+                  (POST /v1/requests?wait=10s); p50 and p99, µs. Baseline:
+                  in-process submit_and_wait.
+
+Each scenario runs --repeat times, alternating with the baseline, and reports the
+median of each.";
+
+/// Options of `atmo bench http`.
+#[derive(Debug, Args)]
+pub(crate) struct HttpArgs {
+    /// Print one JSON object per line instead of aligned text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
+
+    /// Run only these scenarios (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
+    pub(crate) scenario: Vec<HttpScenario>,
+
+    /// Client connections (threads) in the submit scenario.
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) connections: u32,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+/// The scenarios of `atmo bench http`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HttpScenario {
+    /// Single submits per second from 64 connections.
+    #[value(name = "http-submit")]
+    Submit,
+    /// Requests per second in batches of 1,000.
+    #[value(name = "http-batch")]
+    Batch,
+    /// Submit to result over HTTP, one at a time: p50 and p99.
+    #[value(name = "http-roundtrip")]
+    Roundtrip,
+}
+
+impl HttpScenario {
+    /// Every scenario, in the order they run.
+    pub(crate) const ALL: [HttpScenario; 3] = [HttpScenario::Submit, HttpScenario::Batch, HttpScenario::Roundtrip];
+
+    /// The name printed in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            HttpScenario::Submit => "http-submit",
+            HttpScenario::Batch => "http-batch",
+            HttpScenario::Roundtrip => "http-roundtrip",
+        }
+    }
+}
+
+const PROCESS_LONG_ABOUT: &str = "\
+Process worker banks against the same engine with a bank of 2 worker threads,
+measured in the same run.
+
+Scenarios:
+
+  process-throughput  trivial requests (a + b) submitted in batches and awaited,
+                      through 2 `atmo worker bench` processes speaking the worker
+                      protocol, pipelined (--pipeline tasks in flight each);
+                      requests/s.
+
+  process-node        the same through 2 Node processes running
+                      workers/node/bench-worker.mjs (skipped without node).
+
+  process-latency     one request at a time through 1 process, submit to
+                      result; p50 and p99, µs.
+
+Each scenario runs --repeat times, alternating with the baseline, and reports the
+median of each.";
+
+/// Options of `atmo bench process`.
+#[derive(Debug, Args)]
+pub(crate) struct ProcessArgs {
+    /// Print one JSON object per line instead of aligned text.
+    ///
+    /// Fields: scenario, value, unit, baseline, ratio, runs; process-latency adds p99
+    /// and baselineP99 (its value is the p50).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
+
+    /// Run only these scenarios (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
+    pub(crate) scenario: Vec<ProcessScenario>,
+
+    /// Tasks in flight per worker process in the throughput scenarios.
+    #[arg(long, value_name = "N", default_value_t = 512, help_heading = "Tuning",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) pipeline: u32,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+/// The scenarios of `atmo bench process`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProcessScenario {
+    /// Requests per second through 2 Rust worker processes.
+    #[value(name = "process-throughput")]
+    Throughput,
+    /// Requests per second through 2 Node worker processes.
+    #[value(name = "process-node")]
+    Node,
+    /// One request at a time through 1 process: p50 and p99.
+    #[value(name = "process-latency")]
+    Latency,
+}
+
+impl ProcessScenario {
+    /// Every scenario, in the order they run.
+    pub(crate) const ALL: [ProcessScenario; 3] =
+        [ProcessScenario::Throughput, ProcessScenario::Node, ProcessScenario::Latency];
+
+    /// The name printed in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ProcessScenario::Throughput => "process-throughput",
+            ProcessScenario::Node => "process-node",
+            ProcessScenario::Latency => "process-latency",
+        }
+    }
+}
+
+const BUILTINS_LONG_ABOUT: &str = "\
+Every action of every built-in manifest (computation, crypto, data-processing,
+geospatial, image-processing, simulation), one line each, with one
+representative request per action.
+
+The value is requests/s through the engine: one WorkerManager on the memory
+store with every built-in bank (workers: the manifest's suggested count, at
+most 2 and at most the cores), requests submitted with submit_many_and_wait,
+validation and lifecycle tracking included. The baseline is the same request's
+handler called directly from as many plain threads, in the same run. The ratio
+(engine / direct) is the engine's overhead: near 1 for actions that take
+milliseconds, lower for microsecond ones. Requests per run are sized per action
+from a short calibration (cheap actions get more, PASSWORD_HASH a few).";
+
+/// Options of `atmo bench builtins`.
+#[derive(Debug, Args)]
+pub(crate) struct BuiltinsArgs {
+    /// Print one JSON object per line instead of aligned text.
+    ///
+    /// Fields: scenario (the action id), value, unit, baseline, ratio, runs.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
+
+    /// Measure only these actions (comma-separated ids, e.g. HASH,THUMBNAIL) [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "ACTION")]
+    pub(crate) action: Vec<String>,
 }
 
 const INPROC_LONG_ABOUT: &str = "\

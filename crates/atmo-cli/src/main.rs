@@ -15,7 +15,10 @@
 mod alloc;
 mod bench;
 mod cli;
+mod client;
 mod exec;
+mod serve;
+mod worker;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -55,6 +58,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench(cmd) => bench::run(&cmd)?,
         Command::Exec(args) => return exec::run(&args),
+        Command::Worker(args) => return worker::run(&args),
+        Command::Serve(args) => return serve::run(&args),
+        Command::Submit(args) => return client::run(|| client::submit(&args)),
+        Command::SubmitMany(args) => return client::run(|| client::submit_many(&args)),
+        Command::Get(args) => return client::run(|| client::get(&args)),
+        Command::Wait(args) => return client::run(|| client::wait(&args)),
+        Command::Query(args) => return client::run(|| client::query(&args)),
+        Command::Cancel(args) => return client::run(|| client::cancel(&args)),
+        Command::Metrics(args) => return client::run(|| client::metrics(&args)),
+        Command::Banks(args) => return client::run(|| client::banks(&args)),
+        Command::Workers(args) => return client::run(|| client::workers(&args)),
+        Command::Events(args) => return client::run(|| client::events(&args)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -56,7 +56,20 @@ pub(crate) async fn start_on(setup: Setup, store: Option<Arc<dyn Store>>) -> any
         builder = builder.configure(|b| b.retention(None, None));
     }
     let manager = builder.start().await.context("cannot start the engine")?;
-    let manifest = Manifest::builder("bench")
+    manager
+        .initialize_worker_bank(
+            BankSpec::new("bench", manifest()?).workers(WORKERS).capacity(setup.bank_capacity).handlers(handlers()),
+        )
+        .context("cannot start the benchmark's bank")?;
+    Ok(manager)
+}
+
+/// The benchmark's manifest: `add` (two declared integer parameters) and `noop`.
+///
+/// # Errors
+/// Never in practice: the manifest is fixed and valid.
+pub(crate) fn manifest() -> anyhow::Result<Manifest> {
+    Manifest::builder("bench")
         .description("trivial actions for `atmo bench`")
         .action(
             ActionDefinition::new(ADD)
@@ -66,16 +79,14 @@ pub(crate) async fn start_on(setup: Setup, store: Option<Arc<dyn Store>>) -> any
         )
         .action(ActionDefinition::new(NOOP).description("does nothing, returns null"))
         .build()
-        .context("the benchmark's manifest is invalid")?;
-    let handlers = Handlers::new()
+        .context("the benchmark's manifest is invalid")
+}
+
+/// The handlers of [`manifest`], also served by `atmo worker bench` in process banks.
+pub(crate) fn handlers() -> Handlers {
+    Handlers::new()
         .on(ADD, Handler::sync(|_ctx, params| Ok(work::add(params))))
-        .on(NOOP, Handler::sync(|_ctx, _params| Ok(Value::Null)));
-    manager
-        .initialize_worker_bank(
-            BankSpec::new("bench", manifest).workers(WORKERS).capacity(setup.bank_capacity).handlers(handlers),
-        )
-        .context("cannot start the benchmark's bank")?;
-    Ok(manager)
+        .on(NOOP, Handler::sync(|_ctx, _params| Ok(Value::Null)))
 }
 
 /// Stops a manager, letting nothing linger into the next measurement.

@@ -4,19 +4,25 @@
 //! interleaving, medians), [`engine`] drives Atmo Workers, [`baseline`] drives the plain
 //! threads it is compared with, [`work`] is the trivial task both do, [`stats`] computes
 //! medians and percentiles, and [`report`] prints the lines. [`durable`] runs the same engine
-//! on the SQLite store against the memory store. Later kinds of bench (`process`, `http`) get
-//! a file each beside them and reuse the rest.
+//! on the SQLite store against the memory store; [`builtins`] runs every built-in action
+//! through a thread bank against a direct call of its handler. Later kinds of bench
+//! (`process`, `http`) get a file each beside them and reuse the rest.
 
 mod baseline;
+mod builtins;
 mod durable;
 mod engine;
+mod http;
 mod inproc;
 mod large;
+mod process;
 mod report;
 mod stats;
 mod work;
 
 use crate::cli::BenchCommand;
+
+pub(crate) use engine::{handlers, manifest};
 
 /// Runs one `atmo bench` subcommand, printing its report on stdout.
 ///
@@ -26,5 +32,8 @@ pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Inproc(args) => inproc::run(args),
         BenchCommand::Durable(args) => durable::run(args),
+        BenchCommand::Process(args) => process::run(args),
+        BenchCommand::Http(args) => http::run(args),
+        BenchCommand::Builtins(args) => builtins::run(args),
     }
 }

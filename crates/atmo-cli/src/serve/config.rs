@@ -1,0 +1,315 @@
+//! The configuration of `atmo serve`: a TOML file, overridden by flags and environment
+//! variables, with a default for everything (no file at all is a working setup).
+//!
+//! ```toml
+//! bind = "127.0.0.1:7070"          # ATMO_BIND, --bind
+//! token = "change-me"              # ATMO_TOKEN, --token (required off loopback)
+//! store = "sqlite:./atmo-data/atmo.db"   # or "memory"; ATMO_STORE, --store
+//! synchronous = "full"             # or "normal": survives crashes, not power loss; faster
+//! drain = "10s"                    # how long shutdown lets running requests finish
+//! queue_capacity = 1000000         # unfinished requests accepted before "queue full"
+//!
+//! [retention]
+//! max_age = "7d"                   # finished requests older than this are deleted
+//! max_count = 1000000              # and beyond this many
+//!
+//! [builtins]
+//! enabled = true                   # a thread bank per built-in manifest; --no-builtins
+//! workers = 2                      # threads per bank [default: the manifest's concurrency, at most the cores]
+//! only = ["crypto", "computation"] # [default: every built-in manifest]
+//!
+//! [[banks]]                        # process banks
+//! id = "python-example"
+//! manifest = "examples/example-manifest.json"  # JSON, TOML or YAML; relative to this file
+//! workers = 2
+//! command = { program = "python3", args = ["workers/python/atmo_worker.py"] }  # default: the manifest's
+//!
+//! [[cron]]
+//! name = "nightly-digest"
+//! schedule = "0 0 3 * * *"         # sec min hour day month weekday (or the 5-field form)
+//! task_id = "HASH"
+//! parameters = { data = "abc" }
+//! missed_run_policy = "run-once"   # skip | run-once | run-all
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use atmo_workers::manifest::CommandSpec;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) bind: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) store: Option<String>,
+    pub(crate) synchronous: Option<String>,
+    pub(crate) drain: Option<String>,
+    pub(crate) queue_capacity: Option<usize>,
+    #[serde(default)]
+    pub(crate) retention: RetentionFile,
+    #[serde(default)]
+    pub(crate) builtins: BuiltinsFile,
+    #[serde(default)]
+    pub(crate) banks: Vec<ProcessBankFile>,
+    #[serde(default)]
+    pub(crate) cron: Vec<CronFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionFile {
+    pub(crate) max_age: Option<String>,
+    pub(crate) max_count: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BuiltinsFile {
+    #[serde(default = "yes")]
+    pub(crate) enabled: bool,
+    pub(crate) workers: Option<usize>,
+    pub(crate) only: Option<Vec<String>>,
+}
+
+impl Default for BuiltinsFile {
+    fn default() -> Self {
+        BuiltinsFile { enabled: true, workers: None, only: None }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProcessBankFile {
+    pub(crate) id: String,
+    pub(crate) manifest: PathBuf,
+    #[serde(default = "one")]
+    pub(crate) workers: usize,
+    pub(crate) command: Option<CommandSpec>,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CronFile {
+    pub(crate) name: String,
+    pub(crate) schedule: String,
+    pub(crate) task_id: String,
+    #[serde(default)]
+    pub(crate) parameters: Value,
+    #[serde(default)]
+    pub(crate) missed_run_policy: Option<String>,
+    #[serde(default)]
+    pub(crate) priority: Option<u8>,
+}
+
+/// Where requests live.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum StoreChoice {
+    /// Nothing survives the process.
+    Memory,
+    /// The durable SQLite store at this path.
+    Sqlite(PathBuf),
+}
+
+/// The settled configuration.
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub(crate) bind: SocketAddr,
+    pub(crate) token: Option<String>,
+    pub(crate) store: StoreChoice,
+    pub(crate) synchronous_normal: bool,
+    pub(crate) drain: Duration,
+    pub(crate) queue_capacity: Option<usize>,
+    pub(crate) retention_max_age: Option<Duration>,
+    pub(crate) retention_max_count: Option<usize>,
+    pub(crate) builtins: BuiltinsFile,
+    pub(crate) banks: Vec<ProcessBankFile>,
+    pub(crate) cron: Vec<CronFile>,
+}
+
+/// The default bind address.
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:7070";
+/// The default store.
+pub(crate) const DEFAULT_STORE: &str = "sqlite:./atmo-data/atmo.db";
+
+/// What the command line (and its environment variables) override.
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub(crate) bind: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) store: Option<String>,
+    pub(crate) no_builtins: bool,
+    pub(crate) builtin_workers: Option<usize>,
+}
+
+/// Reads the file (if any) and applies the overrides.
+///
+/// # Errors
+/// An unreadable or invalid file, or an invalid value, naming the setting.
+pub(crate) fn load(path: Option<&Path>, o: Overrides) -> anyhow::Result<ServeConfig> {
+    let (file, base) = match path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("cannot read the config file {}", p.display()))?;
+            let file: FileConfig =
+                toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?;
+            (file, p.parent().map(Path::to_path_buf).unwrap_or_default())
+        }
+        None => (FileConfig::default(), PathBuf::new()),
+    };
+    let bind_text = o.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.into());
+    let bind: SocketAddr =
+        bind_text.parse().with_context(|| format!("`bind`: `{bind_text}` is not an address like 127.0.0.1:7070"))?;
+    let store_text = o.store.or(file.store).unwrap_or_else(|| DEFAULT_STORE.into());
+    let store = parse_store(&store_text, &base)?;
+    let synchronous_normal = match file.synchronous.as_deref() {
+        None | Some("full") => false,
+        Some("normal") => true,
+        Some(other) => bail!("`synchronous`: `{other}` is not one of full, normal"),
+    };
+    let drain = parse_duration("drain", file.drain.as_deref())?.unwrap_or(Duration::from_secs(10));
+    let mut builtins = file.builtins;
+    if o.no_builtins {
+        builtins.enabled = false;
+    }
+    if o.builtin_workers.is_some() {
+        builtins.workers = o.builtin_workers;
+    }
+    let mut banks = file.banks;
+    for b in &mut banks {
+        if b.manifest.is_relative() {
+            b.manifest = base.join(&b.manifest);
+        }
+        if b.workers == 0 {
+            bail!("bank `{}`: `workers` must be at least 1", b.id);
+        }
+    }
+    Ok(ServeConfig {
+        bind,
+        token: o.token.or(file.token).filter(|t| !t.trim().is_empty()),
+        store,
+        synchronous_normal,
+        drain,
+        queue_capacity: file.queue_capacity,
+        retention_max_age: parse_duration("retention.max_age", file.retention.max_age.as_deref())?,
+        retention_max_count: file.retention.max_count,
+        builtins,
+        banks,
+        cron: file.cron,
+    })
+}
+
+/// `memory`, `sqlite:PATH` or a bare path ending in `.db`; relative paths are relative to the
+/// config file's directory (or the working directory without one).
+pub(crate) fn parse_store(text: &str, base: &Path) -> anyhow::Result<StoreChoice> {
+    if text == "memory" {
+        return Ok(StoreChoice::Memory);
+    }
+    let path = text.strip_prefix("sqlite:").or_else(|| text.ends_with(".db").then_some(text));
+    match path {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            Ok(StoreChoice::Sqlite(if p.is_relative() { base.join(p) } else { p }))
+        }
+        _ => bail!("`store`: `{text}` is not `memory` or `sqlite:PATH`"),
+    }
+}
+
+fn parse_duration(name: &str, text: Option<&str>) -> anyhow::Result<Option<Duration>> {
+    text.map(|t| {
+        humantime::parse_duration(t).with_context(|| format!("`{name}`: `{t}` is not a duration like 30s, 10m or 7d"))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn no_file_gives_the_documented_defaults() {
+        let c = load(None, Overrides::default()).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.store, StoreChoice::Sqlite(PathBuf::from("./atmo-data/atmo.db")));
+        assert!(c.builtins.enabled && c.token.is_none() && c.banks.is_empty());
+        assert_eq!(c.drain, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_file_is_read_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atmo.toml");
+        std::fs::write(
+            &path,
+            r#"
+bind = "127.0.0.1:9000"
+token = "file-token"
+store = "sqlite:data/x.db"
+drain = "3s"
+[retention]
+max_age = "7d"
+[builtins]
+only = ["crypto"]
+workers = 1
+[[banks]]
+id = "py"
+manifest = "m.json"
+workers = 2
+command = { program = "python3", args = ["w.py"] }
+[[cron]]
+name = "n"
+schedule = "*/5 * * * * *"
+task_id = "HASH"
+parameters = { data = "abc" }
+missed_run_policy = "run-once"
+"#,
+        )
+        .unwrap();
+        let c = load(Some(&path), Overrides { bind: Some("127.0.0.1:9001".into()), ..Overrides::default() }).unwrap();
+        assert_eq!(c.bind.port(), 9001);
+        assert_eq!(c.token.as_deref(), Some("file-token"));
+        assert_eq!(c.store, StoreChoice::Sqlite(dir.path().join("data/x.db")));
+        assert_eq!(c.retention_max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.builtins.only, Some(vec!["crypto".to_owned()]));
+        assert_eq!(c.banks[0].manifest, dir.path().join("m.json"));
+        assert_eq!(c.banks[0].command.as_ref().unwrap().args, vec!["w.py".to_owned()]);
+        assert_eq!(c.cron[0].missed_run_policy.as_deref(), Some("run-once"));
+        assert_eq!(c.drain, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atmo.toml");
+        std::fs::write(&path, "bnid = \"x\"\n").unwrap();
+        let e = format!("{:#}", load(Some(&path), Overrides::default()).unwrap_err());
+        assert!(e.contains("unknown field `bnid`"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(None, Overrides { bind: Some("nowhere".into()), ..Overrides::default() }).unwrap_err()
+        );
+        assert!(e.contains("`bind`"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(None, Overrides { store: Some("redis://x".into()), ..Overrides::default() }).unwrap_err()
+        );
+        assert!(e.contains("`store`"), "{e}");
+        std::fs::write(&path, "[retention]\nmax_age = \"forever\"\n").unwrap();
+        let e = format!("{:#}", load(Some(&path), Overrides::default()).unwrap_err());
+        assert!(e.contains("retention.max_age"), "{e}");
+    }
+}

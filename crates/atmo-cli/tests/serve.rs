@@ -1,0 +1,198 @@
+//! `atmo serve` end to end: the real binary on a free port, driven by the `atmo` client
+//! commands; a restart on the same SQLite file; SIGTERM while requests run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `atmo serve`, killed if a test fails half way.
+struct Service {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    fn start(dir: &Path, port: u16) -> Service {
+        let config = dir.join("atmo.toml");
+        let script = repo_root().join("workers/python/atmo_worker.py");
+        let manifest = repo_root().join("workers/example-manifest.json");
+        std::fs::write(
+            &config,
+            format!(
+                "store = \"sqlite:data/atmo.db\"\ndrain = \"20s\"\n[builtins]\nonly = [\"crypto\"]\nworkers = 1\n\
+                 [[banks]]\nid = \"python\"\nmanifest = {manifest:?}\nworkers = 2\n\
+                 command = {{ program = \"python3\", args = [{script:?}] }}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_atmo"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}")])
+            .current_dir(dir)
+            .env_remove("ATMO_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let s = Service { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while s.cli(&["metrics", "--json"]).status.code() != Some(0) {
+            assert!(Instant::now() < deadline, "atmo serve did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_atmo"))
+            .args(args)
+            .env("ATMO_SERVER", &self.url)
+            .env_remove("ATMO_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "atmo serve exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "atmo serve did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_cli_drives_the_service_and_a_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let svc = Service::start(dir.path(), port);
+
+    // submit --wait prints the result; the exit code says how it ended.
+    let done = svc.json(&["submit", "HASH", r#"{"data":"abc"}"#, "--wait", "--json"]);
+    assert_eq!(done["payload"]["hash"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    let hash_id = done["requestId"].as_str().unwrap().to_owned();
+    let failed = svc.cli(&["submit", "FAIL", r#"{"code":"NOPE","category":"validation"}"#, "--wait"]);
+    assert_eq!(failed.status.code(), Some(1), "a failed request exits 1");
+    assert!(stdout(&failed).contains("NOPE"));
+
+    // Bad input: exit 2 with every problem listed.
+    let bad = svc.cli(&["submit", "HASH", r#"{"data":5,"algorithm":"md5"}"#]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("parameters.data") && err.contains("parameters.algorithm"), "{err}");
+    assert_eq!(svc.cli(&["submit", "HASH", "{not json"]).status.code(), Some(2));
+
+    // submit-many from JSON lines, through the Python process bank.
+    let lines: String =
+        (0..200).map(|i| format!("{{\"taskId\":\"ADD\",\"parameters\":{{\"a\":{i},\"b\":1}}}}\n")).collect();
+    let file = dir.path().join("batch.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let many = svc.cli(&["submit-many", file.to_str().unwrap(), "--batch", "64", "--wait"]);
+    assert_eq!(many.status.code(), Some(0), "{}", String::from_utf8_lossy(&many.stderr));
+    let ids: Vec<String> = stdout(&many).lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 200);
+    let last = svc.json(&["get", &ids[199], "--json"]);
+    assert_eq!(last["request"]["result"]["sum"], 200.0);
+    assert_eq!(last["request"]["bankId"], "python");
+
+    // Queries, cancel, not found, lists.
+    let page = svc.json(&["query", "--status", "completed", "--task", "ADD", "--limit", "10", "--json"]);
+    assert_eq!(page["total"], 200);
+    assert_eq!(page["requests"].as_array().unwrap().len(), 10);
+    assert_eq!(svc.cli(&["cancel", &hash_id]).status.code(), Some(4), "a finished request cannot be cancelled");
+    assert_eq!(svc.cli(&["get", "0190a6f2-1b2c-7d3e-8f40-5a6b7c8d9e0f"]).status.code(), Some(3));
+    let banks = svc.json(&["banks", "--json"]);
+    let names: Vec<&str> = banks["banks"].as_array().unwrap().iter().filter_map(|b| b["bankId"].as_str()).collect();
+    assert_eq!(names, ["builtin-crypto", "python"]);
+    assert!(svc.cli(&["workers"]).status.success());
+    let table = stdout(&svc.cli(&["query", "--task", "HASH"]));
+    assert!(table.contains(&hash_id) && table.contains("completed"), "{table}");
+
+    // Events: the next one, as JSON.
+    let events = Command::new(env!("CARGO_BIN_EXE_atmo"))
+        .args(["events", "--type", "request-completed", "-n", "1", "--json"])
+        .env("ATMO_SERVER", &svc.url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let id = stdout(&svc.cli(&["submit", "REVERSE", r#"{"text":"abc"}"#])).trim().to_owned();
+    let out = events.wait_with_output().unwrap();
+    let event: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((event["type"].as_str(), event["requestId"].as_str()), (Some("request-completed"), Some(id.as_str())));
+
+    // Restart on the same file: the same requests and results.
+    svc.terminate();
+    let svc = Service::start(dir.path(), port);
+    let again = svc.json(&["get", &hash_id, "--json"]);
+    assert_eq!(again["request"]["result"]["hash"], done["payload"]["hash"]);
+    assert_eq!(svc.json(&["query", "--task", "ADD", "--json"])["total"], 200);
+    svc.terminate();
+}
+
+#[test]
+fn sigterm_while_requests_run_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let svc = Service::start(dir.path(), port);
+    let lines: String = (0..12).map(|_| "{\"taskId\":\"SLEEP\",\"parameters\":{\"ms\":1500}}\n").collect();
+    let file = dir.path().join("sleep.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let out = svc.cli(&["submit-many", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let ids: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 12);
+    // Some are running (2 processes × 4), the rest wait.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while svc.json(&["query", "--status", "processing", "--json"])["total"].as_u64().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "nothing started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    svc.terminate();
+
+    // After the restart every request finishes, exactly once each.
+    let svc = Service::start(dir.path(), port);
+    for id in &ids {
+        let r = svc.json(&["wait", id, "--timeout", "60", "--json"]);
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    let page = svc.json(&["query", "--task", "SLEEP", "--json"]);
+    assert_eq!(page["total"], 12, "none lost, none duplicated");
+    svc.terminate();
+}
