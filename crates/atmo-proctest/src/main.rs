@@ -1,5 +1,5 @@
 //! `atmo-test-worker`: a process worker for the tests, built on
-//! [`WorkerResponder`](atmo_workers::responder::WorkerResponder), that misbehaves on demand.
+//! [`WorkerResponder`], that misbehaves on demand.
 //!
 //! Usage: `atmo-test-worker [MODE]` where MODE is
 //! - `serve` (default): answer the `test` manifest's actions (see [`handlers`]);
