@@ -121,25 +121,24 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 /// A thread bank per selected built-in manifest, then the process banks.
 async fn start_banks(manager: &WorkerManager, config: &ServeConfig) -> anyhow::Result<()> {
     if config.builtins.enabled {
-        let all = atmo_builtins::all();
+        let all = atmo_builtins::banks();
         if let Some(only) = &config.builtins.only {
             for name in only {
-                if !all.iter().any(|(m, _)| &m.name == name) {
-                    let known: Vec<&str> = all.iter().map(|(m, _)| m.name.as_str()).collect();
+                if !all.iter().any(|b| &b.manifest.name == name) {
+                    let known: Vec<&str> = all.iter().map(|b| b.manifest.name.as_str()).collect();
                     bail!("builtins.only: no built-in manifest `{name}` (known: {})", known.join(", "));
                 }
             }
         }
         let cores = num_threads();
-        for (manifest, handlers) in all {
-            if config.builtins.only.as_ref().is_some_and(|o| !o.contains(&manifest.name)) {
+        for b in all {
+            if config.builtins.only.as_ref().is_some_and(|o| !o.contains(&b.manifest.name)) {
                 continue;
             }
-            let workers =
-                config.builtins.workers.unwrap_or_else(|| manifest.concurrency_per_worker().min(cores)).max(1);
-            let id = format!("builtin-{}", manifest.name);
+            let workers = config.builtins.workers.unwrap_or_else(|| b.suggested_workers.min(cores)).max(1);
+            let id = b.bank_id;
             manager
-                .initialize_worker_bank(BankSpec::new(id.clone(), manifest).workers(workers).handlers(handlers))
+                .initialize_worker_bank(BankSpec::new(id.clone(), b.manifest).workers(workers).handlers(b.handlers))
                 .with_context(|| format!("cannot start bank `{id}`"))?;
         }
     }
