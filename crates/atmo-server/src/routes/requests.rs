@@ -317,7 +317,13 @@ pub(crate) async fn submit_batch(
         reqs.push(to_submit(&state, b, None).map_err(|issues| validation_error(issues, Some(i)))?);
     }
     let ids = state.manager().submit_many(reqs).await.map_err(|e| engine_error(&state, &e))?;
-    Ok((StatusCode::CREATED, Json(json!({"requestIds": ids}))).into_response())
+    // Serialized straight from the ids (no intermediate JSON value per id).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Accepted<'a> {
+        request_ids: &'a [RequestId],
+    }
+    Ok((StatusCode::CREATED, Json(Accepted { request_ids: &ids })).into_response())
 }
 
 const QUERY_PARAMS: &[&str] = &[
