@@ -74,11 +74,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs go to stderr, filtered by `ATMO_LOG` (default: warnings and errors), so stdout stays
+/// Logs go to stderr, filtered by `ATMO_LOG` (default: warnings and errors, plus what process
+/// workers write to their stderr, tagged with the worker id), so stdout stays
 /// machine-readable.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ATMO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,atmo::worker=info"));
     // Fails only if a subscriber is already set, which then keeps logging.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
 }
