@@ -8,14 +8,22 @@
 //! - [`SqliteStore`] is the store. [`SqliteStore::open`] takes the file's lock, checks that the
 //!   file is ours, migrates the schema and starts the threads; dropping it stops them.
 //! - One **writer** thread owns the write connection. Every mutating call is sent to it and
-//!   joins the next batch; a batch runs in one transaction (each call in its own savepoint) and
-//!   every call is answered after `COMMIT`: group commit, one fsync per batch.
+//!   joins the next batch; a batch runs in one transaction and every call is answered after
+//!   `COMMIT`: group commit, one fsync per batch. A call that fails leaves no trace and does
+//!   not fail the others (the batch is then run again with a savepoint per call).
 //! - **Readers** (see [`SqliteOptions::readers`]) answer `get`, `query`, `metrics` and
 //!   `next_scheduled` on their own connections; WAL mode lets them read while the writer
 //!   writes.
-//! - Each request is one row: indexed columns for what is filtered, sorted and claimed by, and
-//!   the request as JSON, so it reads back exactly as written. State changes go through
-//!   [`atmo_core::apply_transition`] on the row as stored, inside the writer's transaction.
+//! - Each request is one row with one column per field. What never changes (parameters,
+//!   metadata, ...) is written once; a state change loads the few columns the state machine
+//!   looks at, runs [`atmo_core::apply_claim`] or [`atmo_core::apply_transition`] on them
+//!   inside the writer's transaction, and writes back only the columns that changed, appending
+//!   the new history entry (and error) to the row's JSON lines instead of re-encoding the
+//!   request. Indexes serve the claim path (pending requests only), the scheduler, leases and
+//!   the common queries; most are partial, so a request's lifecycle touches few of them.
+//! - A small table of counts per status and task, written once per batch, answers status
+//!   counts and the exact `total` of queries filtered by status and task without scanning.
+//! - The schema is versioned; opening an older file migrates it (see [`SCHEMA_VERSION`]).
 //! - [`SqliteOptions`] and [`Synchronous`] choose durability against speed.
 
 mod error;

@@ -4,18 +4,23 @@
 //! Work travels as closures over a channel; each carries its own reply channel, so the threads
 //! know nothing about the operations.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use atmo_core::RequestStatus;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
+
+use crate::row::count_sql;
 
 /// Tells an operation how its batch ended (`None`: committed) and lets it reply.
 pub(crate) type Finisher = Box<dyn FnOnce(Option<&Arc<rusqlite::Error>>) + Send>;
 
-/// A write operation: runs inside the batch's transaction (in its own savepoint) and returns
-/// whether it failed (its savepoint is then rolled back) and how to reply after the commit.
-pub(crate) type WriteJob = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
+/// A write operation: runs inside the batch's transaction and returns whether it failed and how
+/// to reply after the commit. It may run twice (see [`run_batch`]); only the finisher of its
+/// last run is called.
+pub(crate) type WriteJob = Box<dyn FnMut(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
 
 /// A read operation: runs on a connection of its own and replies at once.
 pub(crate) type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -34,6 +39,8 @@ pub(crate) struct WriteCtx<'a> {
     pub(crate) conn: &'a Connection,
     /// The last queue sequence number handed out.
     seq: &'a mut i64,
+    /// Changes to `status_counts` made by this operation, kept until it succeeds.
+    counts: Vec<(RequestStatus, Arc<str>, i64)>,
 }
 
 impl WriteCtx<'_> {
@@ -43,6 +50,31 @@ impl WriteCtx<'_> {
         *self.seq += 1;
         *self.seq
     }
+
+    /// Records that a request of `task` entered (`delta` 1) or left (-1) `status`. The batch
+    /// sums these and writes each counter once, before its `COMMIT`.
+    pub(crate) fn count(&mut self, status: RequestStatus, task: &Arc<str>, delta: i64) {
+        self.counts.push((status, task.clone(), delta));
+    }
+}
+
+/// The batch's changes to `status_counts`, summed.
+type Counts = HashMap<(RequestStatus, Arc<str>), i64>;
+
+/// Runs a cached statement without results (savepoints, commits).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Writes the batch's counter changes.
+fn flush_counts(conn: &Connection, counts: Counts) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(count_sql())?;
+    for ((status, task), delta) in counts {
+        if delta != 0 {
+            stmt.execute(rusqlite::params![status as u8, &*task, delta])?;
+        }
+    }
+    Ok(())
 }
 
 /// The writer thread's loop: waits for work, then takes everything already waiting (up to
@@ -70,47 +102,51 @@ pub(crate) fn run_writer(
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Runs one batch; returns whether a transaction committed.
+/// Runs one batch; returns whether a transaction committed. The status counts changed by
+/// the batch's successful operations are summed and written once, just before `COMMIT`.
+///
+/// Operations almost never fail (a rejected transition is a result, not a failure), so the
+/// batch first runs them one after another with nothing in between. If one fails, that
+/// transaction is rolled back and the batch runs again with each operation in its own
+/// savepoint, so the failed one leaves no trace and the rest still commit. (A savepoint for
+/// every operation, every time, would copy each page an operation first touches into its undo
+/// log: most of the cost of a small operation.)
 fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64) -> bool {
-    let mut finishers: Vec<Finisher> = Vec::with_capacity(batch.len());
+    let mut jobs: Vec<WriteJob> = Vec::with_capacity(batch.len());
     let mut reads: Vec<ReadJob> = Vec::new();
-    let seq_before = *seq;
-    let began = conn.execute_batch("BEGIN IMMEDIATE");
-    if let Err(e) = began {
-        let e = Arc::new(e);
-        for m in batch {
-            match m {
-                // The job is not run: it learns of the failure through its finisher.
-                Msg::Write(job) => fail_unrun(job, &e),
-                Msg::Read(r) => reads.push(r),
-            }
-        }
-        reads.into_iter().for_each(|r| r(conn));
-        return false;
-    }
     for m in batch {
         match m {
-            Msg::Write(job) => {
-                if let Err(e) = conn.execute_batch("SAVEPOINT op") {
-                    fail_unrun(job, &Arc::new(e));
-                    continue;
-                }
-                let (failed, finish) = job(&mut WriteCtx { conn, seq });
-                // A failed operation leaves no trace; the rest of the batch still commits.
-                let cleanup = if failed { "ROLLBACK TO op; RELEASE op" } else { "RELEASE op" };
-                if let Err(e) = conn.execute_batch(cleanup) {
-                    tracing::error!(error = %e, "sqlite savepoint cleanup failed");
-                }
-                finishers.push(finish);
-            }
+            Msg::Write(job) => jobs.push(job),
             Msg::Read(r) => reads.push(r),
         }
     }
-    let committed = conn.execute_batch("COMMIT");
+    let seq_before = *seq;
+    let mut outcome = run_jobs(conn, &mut jobs, seq, false);
+    if matches!(outcome, Ran::Failed) {
+        *seq = seq_before;
+        outcome = run_jobs(conn, &mut jobs, seq, true);
+    }
+    let (committed, finishers) = match outcome {
+        Ran::Ready(finishers, counts) => {
+            let committed = flush_counts(conn, counts).and_then(|()| exec(conn, "COMMIT"));
+            (committed, finishers)
+        }
+        Ran::NotStarted(e) => {
+            let e = Arc::new(e);
+            for job in jobs {
+                // The job is not run: it learns of the failure through its finisher.
+                fail_unrun(job, &e);
+            }
+            reads.into_iter().for_each(|r| r(conn));
+            return false;
+        }
+        // A batch that runs with savepoints does not fail as a whole.
+        Ran::Failed => (Ok(()), Vec::new()),
+    };
     let err = match committed {
         Ok(()) => None,
         Err(e) => {
-            if let Err(r) = conn.execute_batch("ROLLBACK") {
+            if let Err(r) = exec(conn, "ROLLBACK") {
                 tracing::error!(error = %r, "sqlite rollback failed");
             }
             *seq = seq_before;
@@ -124,6 +160,60 @@ fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64) -> bool {
         r(conn);
     }
     err.is_none()
+}
+
+/// How a run of a batch's jobs ended.
+enum Ran {
+    /// The transaction could not begin.
+    NotStarted(rusqlite::Error),
+    /// Without savepoints, a job failed; the transaction was rolled back.
+    Failed,
+    /// Every job ran (with savepoints: failed ones left no trace); the transaction is open.
+    Ready(Vec<Finisher>, Counts),
+}
+
+/// Runs the jobs in one transaction, each in its own savepoint if `savepoints`.
+fn run_jobs(conn: &Connection, jobs: &mut [WriteJob], seq: &mut i64, savepoints: bool) -> Ran {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        return Ran::NotStarted(e);
+    }
+    let mut finishers: Vec<Finisher> = Vec::with_capacity(jobs.len());
+    let mut counts = Counts::new();
+    for job in jobs.iter_mut() {
+        if savepoints && let Err(e) = exec(conn, "SAVEPOINT op") {
+            // Its finisher is never made: its caller sees `Closed`, the cause is logged.
+            tracing::error!(error = %e, "sqlite savepoint failed");
+            continue;
+        }
+        let mut ctx = WriteCtx { conn, seq, counts: Vec::new() };
+        let (failed, finish) = job(&mut ctx);
+        let counted = ctx.counts;
+        if failed && !savepoints {
+            drop(finish);
+            if let Err(e) = exec(conn, "ROLLBACK") {
+                tracing::error!(error = %e, "sqlite rollback failed");
+            }
+            return Ran::Failed;
+        }
+        if !failed {
+            for (status, task, delta) in counted {
+                *counts.entry((status, task)).or_default() += delta;
+            }
+        }
+        if savepoints {
+            // A failed operation leaves no trace; the rest of the batch still commits.
+            let cleanup = if failed {
+                exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"))
+            } else {
+                exec(conn, "RELEASE op")
+            };
+            if let Err(e) = cleanup {
+                tracing::error!(error = %e, "sqlite savepoint cleanup failed");
+            }
+        }
+        finishers.push(finish);
+    }
+    Ran::Ready(finishers, counts)
 }
 
 /// Gives up on a job whose transaction could not be opened. Dropping it drops its reply

@@ -3,15 +3,19 @@
 //! A store file carries `PRAGMA application_id = APPLICATION_ID` (so a SQLite file written by
 //! anything else is refused, never modified) and `PRAGMA user_version` = the schema version.
 //! Migrations run in order, each in its own transaction with the version bump, when the store
-//! opens.
+//! opens: DDL, or Rust where rows must be rewritten (version 1 to 2 decodes each request's JSON
+//! body into columns).
 
 use std::io::Read;
 use std::path::Path;
 
-use atmo_core::StoreError;
-use rusqlite::Connection;
+use std::sync::Arc;
+
+use atmo_core::{Request, StoreError, Timestamp};
+use rusqlite::{Connection, Transaction};
 
 use crate::error::Error;
+use crate::row;
 
 /// `PRAGMA application_id` of an Atmo Workers store: `"ATMO"` in ASCII.
 pub const APPLICATION_ID: i32 = 0x4154_4D4F;
@@ -19,11 +23,21 @@ pub const APPLICATION_ID: i32 = 0x4154_4D4F;
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// One step of the schema.
+enum Migration {
+    /// DDL only.
+    Sql(&'static str),
+    /// Moves data, which SQL alone cannot decode.
+    Rust(fn(&Transaction<'_>) -> Result<(), Error>),
+}
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: requests, with a column for every field the engine filters, sorts or claims by, and
-    // the whole request as JSON in `body` (what `get` returns, exactly as written).
-    r#"
+const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Rust(v1_to_v2)];
+
+/// Version 1: requests, with a column for every field the engine filters, sorts or claims by,
+/// and the whole request as JSON in `body`, re-encoded at every state change; an index for
+/// every filter and sort.
+const V1: &str = r#"
     CREATE TABLE requests (
         id              BLOB PRIMARY KEY NOT NULL,  -- 16 bytes, big-endian: sorts like RequestId
         seq             INTEGER NOT NULL,           -- queue order (FIFO within a priority)
@@ -64,8 +78,113 @@ const MIGRATIONS: &[&str] = &[
         count        INTEGER NOT NULL,
         last_message TEXT NOT NULL
     );
-    "#,
+    "#;
+
+/// Version 2: one column per field, so that a state change writes only what it changes (see
+/// `row.rs`); indexes only for what the hot path and the common queries need, most of them
+/// partial, so a request's lifecycle touches few of them; per-status counters.
+const V2: &str = r#"
+    CREATE TABLE requests (
+        id              BLOB PRIMARY KEY NOT NULL,  -- 16 bytes, big-endian: sorts like RequestId
+        task_id         TEXT NOT NULL,              -- this column and the next seven never change
+        priority        INTEGER NOT NULL,
+        client_id       TEXT,
+        created_at      INTEGER NOT NULL,           -- microseconds since the epoch
+        idempotency_key TEXT,
+        parameters      TEXT NOT NULL,              -- JSON
+        metadata        TEXT,                       -- JSON object
+        extra           TEXT,                       -- JSON: the request's own timeout and retry policy
+        seq             INTEGER NOT NULL,           -- queue order (FIFO within a priority)
+        status          INTEGER NOT NULL,           -- RequestStatus as u8
+        attempts        INTEGER NOT NULL,
+        bank_id         TEXT,
+        worker_id       TEXT,
+        updated_at      INTEGER NOT NULL,
+        run_at          INTEGER,                    -- due time of a scheduled request
+        assigned_at     INTEGER,
+        started_at      INTEGER,
+        completed_at    INTEGER,
+        finished_at     INTEGER,                    -- set iff terminal: retention and window order
+        processing_us   INTEGER,                    -- completed requests: started → completed
+        lease_owner     TEXT,
+        lease_until     INTEGER,                    -- set iff assigned or processing
+        progress        TEXT,                       -- JSON
+        result          TEXT,                       -- JSON
+        errors          TEXT,                       -- JSON lines, appended
+        history         TEXT NOT NULL               -- JSON lines, appended
+    );
+    -- Claims: pending requests only, in claim order.
+    CREATE INDEX requests_pending ON requests (task_id, priority DESC, seq) WHERE status = 0;
+    CREATE INDEX requests_scheduled ON requests (run_at, seq) WHERE status = 1;
+    CREATE INDEX requests_lease ON requests (lease_until) WHERE lease_until IS NOT NULL;
+    CREATE UNIQUE INDEX requests_idempotency ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    -- Queries. Columns that never change, or that are set once (bank at the first claim,
+    -- finish time), so a state change rarely touches them.
+    CREATE INDEX requests_created ON requests (created_at, id);
+    CREATE INDEX requests_priority ON requests (priority, id);
+    CREATE INDEX requests_client ON requests (client_id, created_at, id) WHERE client_id IS NOT NULL;
+    CREATE INDEX requests_bank ON requests (bank_id, created_at, id) WHERE bank_id IS NOT NULL;
+    CREATE INDEX requests_finished ON requests (finished_at, id) WHERE finished_at IS NOT NULL;
+    -- A finished request's status never changes: filters on finished statuses use this one.
+    CREATE INDEX requests_finished_status ON requests (status, task_id, created_at, id) WHERE finished_at IS NOT NULL;
+    CREATE INDEX requests_processing ON requests (processing_us) WHERE processing_us IS NOT NULL;
+    -- How many requests of each task are in each status: exact totals and status counts
+    -- without scanning. The writer sums each batch's changes and writes them before COMMIT.
+    CREATE TABLE status_counts (
+        status  INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        count   INTEGER NOT NULL,
+        PRIMARY KEY (status, task_id)
+    ) WITHOUT ROWID;
+"#;
+
+/// The v1 indexes, dropped before their table is.
+const V1_INDEXES: &[&str] = &[
+    "requests_claim",
+    "requests_scheduled",
+    "requests_lease",
+    "requests_lease_owner",
+    "requests_created",
+    "requests_updated",
+    "requests_priority",
+    "requests_status",
+    "requests_client",
+    "requests_bank",
+    "requests_finished",
+    "requests_processing",
 ];
+
+/// From one JSON body per row to one column per field: every v1 row is decoded and written
+/// again, queue order and leases kept; then the counters are filled. It rewrites every row,
+/// once, in one transaction.
+fn v1_to_v2(tx: &Transaction<'_>) -> Result<(), Error> {
+    for index in V1_INDEXES {
+        tx.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
+    }
+    tx.execute_batch("ALTER TABLE requests RENAME TO requests_v1")?;
+    tx.execute_batch(V2)?;
+    {
+        let mut stmt = tx.prepare("SELECT seq, lease_owner, lease_until, body FROM requests_v1 ORDER BY rowid")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let request: Request = serde_json::from_str(&r.get::<_, String>(3)?)?;
+            let lease = match (r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?) {
+                (Some(o), Some(u)) => Some((Arc::from(o), Timestamp::from_micros(u))),
+                // Version 2 finds running requests by their lease: one without gets an
+                // expired one, as an imported running request does.
+                _ if request.status.is_running() => Some((Arc::from(""), Timestamp::EPOCH)),
+                _ => None,
+            };
+            row::insert_row(tx, &request, r.get(0)?, lease.as_ref())?;
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE requests_v1;
+         INSERT INTO status_counts (status, task_id, count)
+             SELECT status, task_id, count(*) FROM requests GROUP BY status, task_id;",
+    )?;
+    Ok(())
+}
 
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -105,9 +224,12 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
         return Err(StoreError::SchemaTooNew { found: version, supported: SCHEMA_VERSION }.into());
     }
     let start = usize::try_from(version).unwrap_or(0);
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(start) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        match migration {
+            Migration::Sql(sql) => tx.execute_batch(sql)?,
+            Migration::Rust(f) => f(&tx)?,
+        }
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;

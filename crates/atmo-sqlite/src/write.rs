@@ -1,26 +1,34 @@
 //! The mutating operations, run by the writer thread inside a batch transaction.
 //!
-//! Every state change loads the row, runs [`apply_transition`] or [`apply_claim`] on the request
-//! as stored, and writes it back. The writer is the only connection that writes and runs one
-//! batch at a time, so the compare-and-set in [`apply_transition`] sees the latest state.
+//! Every state change loads the row's skeleton (see `row.rs`), runs [`apply_transition`] or
+//! [`apply_claim`] on it, and writes back the columns that changed. The writer is the only
+//! connection that writes and runs one batch at a time, so the compare-and-set in
+//! [`apply_transition`] sees the latest state. Every change of status is also recorded in the
+//! batch's counts (`status_counts`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use atmo_core::{
     Applied, ApplyOutcome, Change, ClaimParams, Claimed, InsertOutcome, Promoted, Request, RequestId, RequestStatus,
-    RetentionParams, Timestamp, Transition, TransitionRejected, apply_claim, apply_transition,
+    RetentionParams, StoreError, Timestamp, Transition, TransitionRejected, apply_claim, apply_transition,
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Error;
-use crate::row::{StoredRow, id_blob, id_from_blob, load_row, write_row};
+use crate::row::{
+    Loaded, id_blob, id_from_blob, insert_row, load_for_claim, load_skeleton, read_skeleton, skeleton_columns,
+    update_row,
+};
 use crate::runtime::WriteCtx;
 
 const RUNNING: &str = "(2, 3)";
+/// The first terminal status: `status >= TERMINAL` is "finished".
+const TERMINAL: u8 = RequestStatus::Completed as u8;
 
 // ===== insert =====
 
-pub(crate) fn insert_many(ctx: &mut WriteCtx<'_>, requests: Vec<Request>) -> Result<Vec<InsertOutcome>, Error> {
+pub(crate) fn insert_many(ctx: &mut WriteCtx<'_>, requests: &[Request]) -> Result<Vec<InsertOutcome>, Error> {
     let mut out = Vec::with_capacity(requests.len());
     for r in requests {
         if let Some(key) = r.idempotency_key.as_deref() {
@@ -46,9 +54,9 @@ pub(crate) fn insert_many(ctx: &mut WriteCtx<'_>, requests: Vec<Request>) -> Res
         // A running request (an import) has no live worker here: an expired lease lets the
         // rescuer return it.
         let lease = r.status.is_running().then(|| (Arc::<str>::from(""), Timestamp::EPOCH));
-        let row = StoredRow { request: r, seq, lease };
-        write_row(ctx.conn, &row, true)?;
-        out.push(InsertOutcome::Inserted(row.request.request_id));
+        insert_row(ctx.conn, r, seq, lease.as_ref())?;
+        ctx.count(r.status, &r.task_id, 1);
+        out.push(InsertOutcome::Inserted(r.request_id));
     }
     Ok(out)
 }
@@ -59,21 +67,41 @@ pub(crate) fn claim(ctx: &mut WriteCtx<'_>, p: &ClaimParams) -> Result<Vec<Claim
     if p.limit == 0 || p.task_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; p.task_ids.len()].join(", ");
-    let sql = format!(
-        "SELECT id FROM requests WHERE status = 0 AND task_id IN ({marks}) ORDER BY priority DESC, seq LIMIT {}",
-        i64::try_from(p.limit).unwrap_or(i64::MAX)
-    );
-    let ids = select_ids(ctx.conn, &sql, params_from_iter(p.task_ids.iter().map(|t| &**t)))?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(mut row) = load_row(ctx.conn, id)? else { continue };
-        if apply_claim(&mut row.request, &p.bank_id, p.now).is_err() {
+    let limit = i64::try_from(p.limit).unwrap_or(i64::MAX);
+    // One walk of the pending index per task, each in claim order and stopping at `limit`
+    // (a single `task_id IN (...)` query would sort every pending request of the tasks), then
+    // the best `limit` of them.
+    let mut tasks: Vec<&str> = p.task_ids.iter().map(|t| &**t).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let mut picked: Vec<(i64, i64, i64)> = Vec::new();
+    {
+        let mut stmt = ctx.conn.prepare_cached(
+            "SELECT priority, seq, rowid FROM requests WHERE status = 0 AND task_id = ?1
+             ORDER BY priority DESC, seq LIMIT ?2",
+        )?;
+        for &task in &tasks {
+            let mut rows = stmt.query(params![task, limit])?;
+            while let Some(r) = rows.next()? {
+                picked.push((r.get(0)?, r.get(1)?, r.get(2)?));
+            }
+        }
+    }
+    if tasks.len() > 1 {
+        picked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        picked.truncate(p.limit);
+    }
+    let mut out = Vec::with_capacity(picked.len());
+    for (_, _, rowid) in picked {
+        let Some(mut loaded) = load_for_claim(ctx.conn, rowid)? else { continue };
+        let from = loaded.row.request.status;
+        if apply_claim(&mut loaded.row.request, &p.bank_id, p.now).is_err() {
             continue;
         }
-        row.lease = Some((p.owner.clone(), p.lease_until));
-        write_row(ctx.conn, &row, false)?;
-        out.push(Claimed::from(&row.request));
+        loaded.row.lease = Some((p.owner.clone(), p.lease_until));
+        update_row(ctx.conn, &loaded)?;
+        count_move(ctx, &loaded.row.request, from);
+        out.push(Claimed::from(&loaded.row.request));
     }
     Ok(out)
 }
@@ -81,20 +109,41 @@ pub(crate) fn claim(ctx: &mut WriteCtx<'_>, p: &ClaimParams) -> Result<Vec<Claim
 // ===== transitions =====
 
 pub(crate) fn apply(ctx: &mut WriteCtx<'_>, transitions: &[Transition]) -> Result<Vec<ApplyOutcome>, Error> {
-    transitions.iter().map(|t| apply_one(ctx, t)).collect()
+    // A request with several transitions in the call (a start and its completion, reported
+    // together) is loaded once and written once, with every change it went through.
+    let mut loaded: Vec<Loaded> = Vec::new();
+    let mut slot: HashMap<RequestId, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(transitions.len());
+    for t in transitions {
+        let i = match slot.get(&t.id()) {
+            Some(&i) => i,
+            None => {
+                let Some(l) = load_skeleton(ctx.conn, t.id())? else {
+                    out.push(Err(TransitionRejected::NotFound));
+                    continue;
+                };
+                loaded.push(l);
+                slot.insert(t.id(), loaded.len() - 1);
+                loaded.len() - 1
+            }
+        };
+        out.push(transition(ctx, &mut loaded[i], t)?);
+    }
+    for l in &loaded {
+        update_row(ctx.conn, l)?;
+    }
+    Ok(out)
 }
 
-/// Applies one transition; `Ok(Err(_))` is a rejection, `Err(_)` a database failure.
-fn apply_one(ctx: &mut WriteCtx<'_>, t: &Transition) -> Result<ApplyOutcome, Error> {
-    let Some(mut row) = load_row(ctx.conn, t.id())? else {
-        return Ok(Err(TransitionRejected::NotFound));
-    };
+/// Applies one transition to a loaded skeleton, in memory (the caller writes the row);
+/// `Ok(Err(_))` is a rejection, `Err(_)` a database failure.
+fn transition(ctx: &mut WriteCtx<'_>, loaded: &mut Loaded, t: &Transition) -> Result<ApplyOutcome, Error> {
+    let row = &mut loaded.row;
     let from = match apply_transition(&mut row.request, t) {
         Ok(from) => from,
         Err(rejected) => return Ok(Err(rejected)),
     };
-    let r = &row.request;
-    let to = r.status;
+    let to = row.request.status;
     if from != to && matches!(to, RequestStatus::Pending | RequestStatus::Scheduled) {
         row.seq = ctx.next_seq();
     }
@@ -109,8 +158,8 @@ fn apply_one(ctx: &mut WriteCtx<'_>, t: &Transition) -> Result<ApplyOutcome, Err
             )?
             .execute(params![error.code, error.message])?;
     }
-    write_row(ctx.conn, &row, false)?;
-    let r = &row.request;
+    let r = &loaded.row.request;
+    count_move(ctx, r, from);
     Ok(Ok(Applied {
         id: r.request_id,
         from,
@@ -123,18 +172,36 @@ fn apply_one(ctx: &mut WriteCtx<'_>, t: &Transition) -> Result<ApplyOutcome, Err
     }))
 }
 
+/// Applies one transition to a loaded skeleton and writes the row.
+fn apply_loaded(ctx: &mut WriteCtx<'_>, mut loaded: Loaded, t: &Transition) -> Result<ApplyOutcome, Error> {
+    let outcome = transition(ctx, &mut loaded, t)?;
+    if outcome.is_ok() {
+        update_row(ctx.conn, &loaded)?;
+    }
+    Ok(outcome)
+}
+
+/// Moves `r` from `from` to its status in the counters.
+fn count_move(ctx: &mut WriteCtx<'_>, r: &Request, from: RequestStatus) {
+    if from != r.status {
+        ctx.count(from, &r.task_id, -1);
+        ctx.count(r.status, &r.task_id, 1);
+    }
+}
+
 // ===== schedule =====
 
 pub(crate) fn promote_scheduled(ctx: &mut WriteCtx<'_>, now: Timestamp, limit: usize) -> Result<Vec<Promoted>, Error> {
     let sql = format!(
-        "SELECT id FROM requests WHERE status = 1 AND run_at <= ?1 ORDER BY run_at, seq LIMIT {}",
-        i64::try_from(limit).unwrap_or(i64::MAX)
+        "SELECT {cols} FROM requests WHERE status = 1 AND run_at <= ?1 ORDER BY run_at, seq LIMIT {}",
+        i64::try_from(limit).unwrap_or(i64::MAX),
+        cols = skeleton_columns!()
     );
-    let ids = select_ids(ctx.conn, &sql, [now.as_micros()])?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(attempt) = attempts_of(ctx.conn, id)? else { continue };
-        if apply_one(ctx, &Transition::promote(id, attempt, now))?.is_ok() {
+    let rows = select_skeletons(ctx.conn, &sql, [now.as_micros()])?;
+    let mut out = Vec::with_capacity(rows.len());
+    for loaded in rows {
+        let (id, attempt) = (loaded.row.request.request_id, loaded.row.request.attempts);
+        if apply_loaded(ctx, loaded, &Transition::promote(id, attempt, now))?.is_ok() {
             out.push(Promoted { id, attempt });
         }
     }
@@ -143,19 +210,29 @@ pub(crate) fn promote_scheduled(ctx: &mut WriteCtx<'_>, now: Timestamp, limit: u
 
 // ===== leases =====
 
+// Every lease query says `lease_until IS NOT NULL` so that it can use the partial index of
+// leases: every assigned or processing request holds a lease (a claim or an import gives it
+// one; only leaving those states takes it away), and nothing else does. (`+rowid` sorts the
+// few rows found instead of walking the whole table in rowid order.)
+
 pub(crate) fn heartbeat(ctx: &mut WriteCtx<'_>, owner: &str, until: Timestamp) -> Result<usize, Error> {
-    let sql = format!("UPDATE requests SET lease_until = ?1 WHERE lease_owner = ?2 AND status IN {RUNNING}");
+    let sql = format!(
+        "UPDATE requests SET lease_until = ?1
+         WHERE lease_until IS NOT NULL AND lease_owner = ?2 AND status IN {RUNNING}"
+    );
     Ok(ctx.conn.prepare_cached(&sql)?.execute(params![until.as_micros(), owner])?)
 }
 
 pub(crate) fn rescue_expired(ctx: &mut WriteCtx<'_>, now: Timestamp, limit: usize) -> Result<Vec<RequestId>, Error> {
     // Most overdue first, so a small `limit` rescues the oldest losses.
     let sql = format!(
-        "SELECT id FROM requests WHERE lease_until < ?1 AND status IN {RUNNING} ORDER BY lease_until, id LIMIT {}",
-        i64::try_from(limit).unwrap_or(i64::MAX)
+        "SELECT {cols} FROM requests WHERE lease_until < ?1 AND status IN {RUNNING}
+         ORDER BY lease_until, id LIMIT {}",
+        i64::try_from(limit).unwrap_or(i64::MAX),
+        cols = skeleton_columns!()
     );
-    let ids = select_ids(ctx.conn, &sql, [now.as_micros()])?;
-    rescue(ctx, ids, "lease expired", now)
+    let rows = select_skeletons(ctx.conn, &sql, [now.as_micros()])?;
+    rescue(ctx, rows, "lease expired", now)
 }
 
 pub(crate) fn rescue_owner(
@@ -164,9 +241,13 @@ pub(crate) fn rescue_owner(
     now: Timestamp,
     reason: &'static str,
 ) -> Result<Vec<RequestId>, Error> {
-    let sql = format!("SELECT id FROM requests WHERE lease_owner = ?1 AND status IN {RUNNING} ORDER BY rowid");
-    let ids = select_ids(ctx.conn, &sql, [owner])?;
-    rescue(ctx, ids, reason, now)
+    let sql = format!(
+        "SELECT {cols} FROM requests
+         WHERE lease_until IS NOT NULL AND lease_owner = ?1 AND status IN {RUNNING} ORDER BY +rowid",
+        cols = skeleton_columns!()
+    );
+    let rows = select_skeletons(ctx.conn, &sql, [owner])?;
+    rescue(ctx, rows, reason, now)
 }
 
 pub(crate) fn rescue_all_running(
@@ -174,27 +255,30 @@ pub(crate) fn rescue_all_running(
     now: Timestamp,
     reason: &'static str,
 ) -> Result<Vec<RequestId>, Error> {
-    let sql = format!("SELECT id FROM requests WHERE status IN {RUNNING} ORDER BY rowid");
-    let ids = select_ids(ctx.conn, &sql, [])?;
-    rescue(ctx, ids, reason, now)
+    let sql = format!(
+        "SELECT {cols} FROM requests WHERE lease_until IS NOT NULL AND status IN {RUNNING} ORDER BY +rowid",
+        cols = skeleton_columns!()
+    );
+    let rows = select_skeletons(ctx.conn, &sql, [])?;
+    rescue(ctx, rows, reason, now)
 }
 
 fn rescue(
     ctx: &mut WriteCtx<'_>,
-    ids: Vec<RequestId>,
+    rows: Vec<Loaded>,
     reason: &'static str,
     now: Timestamp,
 ) -> Result<Vec<RequestId>, Error> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(attempt) = attempts_of(ctx.conn, id)? else { continue };
-        if apply_one(ctx, &Transition::rescue(id, attempt, reason, now))?.is_ok() {
+    let mut out = Vec::with_capacity(rows.len());
+    for loaded in rows {
+        let (id, attempt, rowid) = (loaded.row.request.request_id, loaded.row.request.attempts, loaded.rowid);
+        if apply_loaded(ctx, loaded, &Transition::rescue(id, attempt, reason, now))?.is_ok() {
             out.push(id);
         } else {
             // A lease on a request that is not running would be rescued forever.
             ctx.conn
-                .prepare_cached("UPDATE requests SET lease_owner = NULL, lease_until = NULL WHERE id = ?1")?
-                .execute([id_blob(id)])?;
+                .prepare_cached("UPDATE requests SET lease_owner = NULL, lease_until = NULL WHERE rowid = ?1")?
+                .execute([rowid])?;
         }
     }
     Ok(out)
@@ -203,43 +287,54 @@ fn rescue(
 // ===== retention =====
 
 pub(crate) fn delete_finished(ctx: &mut WriteCtx<'_>, p: &RetentionParams) -> Result<usize, Error> {
-    let total: i64 =
-        ctx.conn.query_row("SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", [], |r| r.get(0))?;
-    let mut excess = p.max_finished.map_or(0, |max| total.saturating_sub(i64::try_from(max).unwrap_or(i64::MAX)));
+    let mut excess = match p.max_finished {
+        // The counters give the number of finished requests without scanning them.
+        Some(max) => {
+            let total: i64 = ctx
+                .conn
+                .prepare_cached(&format!("SELECT ifnull(sum(count), 0) FROM status_counts WHERE status >= {TERMINAL}"))?
+                .query_row([], |r| r.get(0))?;
+            total.saturating_sub(i64::try_from(max).unwrap_or(i64::MAX))
+        }
+        None => 0,
+    };
     let sql = format!(
-        "SELECT id, finished_at FROM requests WHERE finished_at IS NOT NULL ORDER BY finished_at, id LIMIT {}",
+        "SELECT rowid, finished_at, status, task_id FROM requests WHERE finished_at IS NOT NULL
+         ORDER BY finished_at, id LIMIT {}",
         i64::try_from(p.batch_limit).unwrap_or(i64::MAX)
     );
     let mut stmt = ctx.conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut rows = stmt.query([])?;
     let mut doomed = Vec::new();
-    for row in rows {
-        let (blob, finished_at) = row?;
+    while let Some(r) = rows.next()? {
+        let finished_at: i64 = r.get(1)?;
         if excess <= 0 && finished_at >= p.finished_before.as_micros() {
             break;
         }
         excess -= 1;
-        doomed.push(blob);
+        let status = RequestStatus::from_index(r.get(2)?)
+            .ok_or_else(|| StoreError::Corrupt("unknown status in the requests table".into()))?;
+        doomed.push((r.get::<_, i64>(0)?, status, Arc::<str>::from(r.get::<_, String>(3)?)));
     }
+    drop(rows);
     drop(stmt);
-    let mut del = ctx.conn.prepare_cached("DELETE FROM requests WHERE id = ?1")?;
-    for blob in &doomed {
-        del.execute([blob])?;
+    let mut del = ctx.conn.prepare_cached("DELETE FROM requests WHERE rowid = ?1")?;
+    for (rowid, status, task) in &doomed {
+        del.execute([rowid])?;
+        ctx.count(*status, task, -1);
     }
     Ok(doomed.len())
 }
 
 // ===== helpers =====
 
-fn select_ids(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<RequestId>, Error> {
+/// Loads the skeletons a query selects (all of them before any is changed).
+fn select_skeletons(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Loaded>, Error> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let blobs = stmt.query_map(params, |r| r.get::<_, Vec<u8>>(0))?.collect::<Result<Vec<_>, _>>()?;
-    blobs.iter().map(|b| id_from_blob(b)).collect()
-}
-
-fn attempts_of(conn: &Connection, id: RequestId) -> Result<Option<u32>, Error> {
-    Ok(conn
-        .prepare_cached("SELECT attempts FROM requests WHERE id = ?1")?
-        .query_row([id_blob(id)], |r| r.get::<_, u32>(0))
-        .optional()?)
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(read_skeleton(r)?);
+    }
+    Ok(out)
 }

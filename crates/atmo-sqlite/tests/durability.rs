@@ -234,3 +234,36 @@ async fn concurrent_submits_are_all_committed() {
     // Each call is answered after the commit holding it; none commits twice.
     assert!((1..=64).contains(&t.store.commits()), "{} commits", t.store.commits());
 }
+
+/// An operation that fails (here: a row whose progress column was corrupted behind the
+/// store's back) fails alone; the operations sharing its batch still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_operation_leaves_its_batch_intact() {
+    let t = TempStore::new();
+    let victim = request("job").build();
+    t.insert_many(vec![victim.clone()]).await.unwrap();
+    let claimed = t.claim(claim_params("job", 1, "node-1")).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    {
+        let conn = rusqlite::Connection::open(t.path()).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn.execute("UPDATE requests SET progress = 'not json'", []).unwrap();
+    }
+    for round in 0..20 {
+        let fresh: Vec<Request> = (0..3).map(|_| request("other").build()).collect();
+        let w: Arc<str> = Arc::from("w");
+        let (inserted, applied, more) = tokio::join!(
+            t.insert_many(fresh[..2].to_vec()),
+            t.apply(vec![Transition::start(victim.request_id, 1, w, at(11))]),
+            t.insert_many(fresh[2..].to_vec()),
+        );
+        assert!(matches!(applied, Err(StoreError::Corrupt(_))), "round {round}: {applied:?}");
+        assert!(inserted.unwrap().iter().chain(&more.unwrap()).all(|o| matches!(o, InsertOutcome::Inserted(_))));
+        for r in &fresh {
+            assert_eq!(t.get(r.request_id).await.unwrap().map(|r| r.status), Some(RequestStatus::Pending));
+        }
+    }
+    let page = t.query(RequestQuery::new().task("other")).await.unwrap();
+    assert_eq!(page.total, 60);
+    assert_eq!(page.requests.len(), 50);
+}
