@@ -34,11 +34,35 @@ use crate::time::Timestamp;
 /// futures::executor::block_on(seen.cancelled()); // resolves at once
 /// ```
 #[derive(Clone, Default)]
-pub struct CancellationToken(Arc<TokenInner>);
+pub struct CancellationToken(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A token of its own.
+    Own(Arc<TokenInner>),
+    /// Flag `index` of a group that [`CancellationToken::group`] made: one allocation serves
+    /// many tokens.
+    Grouped(Arc<TokenGroup>, u32),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Own(Arc::default())
+    }
+}
 
 #[derive(Default)]
 struct TokenInner {
     cancelled: AtomicBool,
+    event: Event,
+}
+
+/// Tokens made together share one allocation; a group's waiters share one event, and each
+/// checks its own flag when woken.
+struct TokenGroup {
+    flags: Box<[AtomicBool]>,
+    /// Stands in for a flag out of range, which `group` never hands out.
+    spare: AtomicBool,
     event: Event,
 }
 
@@ -48,16 +72,53 @@ impl CancellationToken {
         Self::default()
     }
 
+    /// `n` independent tokens, none cancelled, allocated together: cancelling one leaves the
+    /// others alone. For whoever hands out many tokens at once (the engine, per dispatch
+    /// round).
+    ///
+    /// ```
+    /// use atmo_core::CancellationToken;
+    /// let tokens = CancellationToken::group(3);
+    /// tokens[1].cancel();
+    /// assert!(!tokens[0].is_cancelled());
+    /// assert!(tokens[1].is_cancelled());
+    /// assert!(!tokens[2].is_cancelled());
+    /// ```
+    pub fn group(n: usize) -> Vec<CancellationToken> {
+        match n {
+            0 => Vec::new(),
+            1 => vec![CancellationToken::new()],
+            _ => {
+                let group = Arc::new(TokenGroup {
+                    flags: (0..n).map(|_| AtomicBool::new(false)).collect(),
+                    spare: AtomicBool::new(false),
+                    event: Event::new(),
+                });
+                (0..n)
+                    .map(|i| CancellationToken(Repr::Grouped(group.clone(), u32::try_from(i).unwrap_or(u32::MAX))))
+                    .collect()
+            }
+        }
+    }
+
+    fn parts(&self) -> (&AtomicBool, &Event) {
+        match &self.0 {
+            Repr::Own(inner) => (&inner.cancelled, &inner.event),
+            Repr::Grouped(group, i) => (group.flags.get(*i as usize).unwrap_or(&group.spare), &group.event),
+        }
+    }
+
     /// Cancels: every clone sees it, every waiter wakes.
     pub fn cancel(&self) {
-        if !self.0.cancelled.swap(true, Ordering::SeqCst) {
-            self.0.event.notify(usize::MAX);
+        let (flag, event) = self.parts();
+        if !flag.swap(true, Ordering::SeqCst) {
+            event.notify(usize::MAX);
         }
     }
 
     /// Whether it was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.cancelled.load(Ordering::SeqCst)
+        self.parts().0.load(Ordering::SeqCst)
     }
 
     /// Resolves once cancelled.
@@ -66,7 +127,7 @@ impl CancellationToken {
             if self.is_cancelled() {
                 return;
             }
-            let listener = self.0.event.listen();
+            let listener = self.parts().1.listen();
             if self.is_cancelled() {
                 return;
             }
@@ -184,6 +245,10 @@ impl ProgressSink for NoProgress {
 
 // ===== TaskContext =====
 
+fn attempt_span(request_id: RequestId, task_id: &str, attempt: u32) -> tracing::Span {
+    tracing::info_span!("atmo.task", %request_id, task_id, attempt)
+}
+
 /// What a handler receives besides its parameters.
 #[derive(Clone)]
 pub struct TaskContext {
@@ -222,8 +287,15 @@ impl TaskContext {
         resources: Arc<Resources>,
         progress: Arc<dyn ProgressSink>,
     ) -> Self {
-        let span = tracing::info_span!("atmo.task", %request_id, task_id = &*task_id, attempt);
+        let span = attempt_span(request_id, &task_id, attempt);
         TaskContext { request_id, task_id, attempt, bank_id, worker_id, deadline, cancel, resources, span, progress }
+    }
+
+    /// Makes a new span from the context's `request_id`, `task_id` and `attempt`, as
+    /// [`TaskContext::new`] does: for a worker that reuses one context for its attempts,
+    /// after it set those fields (and `cancel`, `deadline`) to the next attempt's.
+    pub fn renew_span(&mut self) {
+        self.span = attempt_span(self.request_id, &self.task_id, self.attempt);
     }
 
     /// A context for calling a handler directly, outside the engine.

@@ -135,15 +135,20 @@ impl Request {
             progress: None,
             result: None,
             errors: Vec::new(),
-            history: vec![HistoryEntry {
-                from: None,
-                to: status,
-                at: created_at,
-                reason: Cow::Borrowed("submitted"),
-                bank_id: None,
-                worker_id: None,
-                attempt: 0,
-            }],
+            history: {
+                // Room for the usual path (assigned, processing, finished) without growing.
+                let mut history = Vec::with_capacity(4);
+                history.push(HistoryEntry {
+                    from: None,
+                    to: status,
+                    at: created_at,
+                    reason: Cow::Borrowed("submitted"),
+                    bank_id: None,
+                    worker_id: None,
+                    attempt: 0,
+                });
+                history
+            },
         }
     }
 

@@ -203,6 +203,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// transition. A finished lease is released.
     fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>>;
 
+    /// [`Store::apply`] for a caller that needs the transitions afterwards (to publish what
+    /// took effect): a store that only reads them overrides this and spares the copy that the
+    /// default makes.
+    fn apply_borrowed<'a>(&'a self, transitions: &'a [Transition]) -> StoreFuture<'a, Vec<ApplyOutcome>> {
+        self.apply(transitions.to_vec())
+    }
+
     /// Moves up to `limit` scheduled requests whose `run_at` is at or before `now` to `pending`.
     fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>>;
 

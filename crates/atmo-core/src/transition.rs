@@ -188,6 +188,10 @@ impl Transition {
     pub fn change(&self) -> &Change {
         &self.change
     }
+    /// The change, taken out of the transition.
+    pub fn into_change(self) -> Change {
+        self.change
+    }
     /// When it happens.
     pub fn at(&self) -> Timestamp {
         self.at

@@ -58,7 +58,19 @@ async fn prometheus_text_format() {
     let app = app().await;
     let id = app.submit(json!({"taskId": "add", "parameters": {"a": 1, "b": 1}})).await;
     app.result(&id).await;
-    let r = app.get("/metrics").await;
+    // The counters follow the event stream, which the server reads in the background: wait
+    // until it has caught up with the completion and the worker going idle.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let r = app.get("/metrics").await;
+        let caught_up = ["atmo_requests_completed_total 1", "atmo_workers{state=\"idle\"} 2"]
+            .iter()
+            .all(|want| r.text.lines().any(|l| l == *want));
+        if caught_up || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let t = &r.text;

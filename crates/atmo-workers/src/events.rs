@@ -2,10 +2,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use atmo_core::{Clock, Event, EventKind, EventType};
+use atmo_core::{Clock, Event, EventKind, EventType, Timestamp};
 use futures::Stream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
@@ -28,28 +28,28 @@ pub(crate) struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     seq: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Live subscriptions. The broadcast channel counts its receivers too, but reading that
+    /// count takes its lock, and the engine asks several times per request, from every thread.
+    listeners: Arc<AtomicUsize>,
 }
 
 impl EventBus {
     pub(crate) fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        EventBus { tx, seq: AtomicU64::new(0), clock }
+        EventBus { tx, seq: AtomicU64::new(0), clock, listeners: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Whether anyone listens: the engine builds events only then, so an engine nobody watches
     /// pays nothing for them.
     #[inline]
     pub(crate) fn active(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.listeners.load(Ordering::Acquire) > 0
     }
 
     pub(crate) fn emit(&self, kind: EventKind) {
-        if !self.active() {
-            return;
+        if self.active() {
+            self.emit_at(self.clock.now(), kind);
         }
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        // An error only means every receiver went away meanwhile.
-        let _ = self.tx.send(Arc::new(Event { seq, at: self.clock.now(), kind }));
     }
 
     /// Emits the events `make` builds, only if someone listens.
@@ -60,8 +60,39 @@ impl EventBus {
         }
     }
 
+    /// Emits an event that happened at `at` (a batch's timestamp), without reading the clock.
+    pub(crate) fn emit_at(&self, at: Timestamp, kind: EventKind) {
+        if !self.active() {
+            return;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // An error only means every receiver went away meanwhile.
+        let _ = self.tx.send(Arc::new(Event { seq, at, kind }));
+    }
+
+    /// [`EventBus::emit_with`] for an event that happened at `at`.
+    #[inline]
+    pub(crate) fn emit_with_at(&self, at: Timestamp, make: impl FnOnce() -> EventKind) {
+        if self.active() {
+            self.emit_at(at, make());
+        }
+    }
+
     pub(crate) fn subscribe(&self) -> EventStream {
-        EventStream { inner: BroadcastStream::new(self.tx.subscribe()), filter: None }
+        // Counted before the receiver exists: an event sent in between is built, at worst, for
+        // nobody; never missed by a subscriber that is already counted.
+        self.listeners.fetch_add(1, Ordering::AcqRel);
+        let listening = Listening(self.listeners.clone());
+        EventStream { inner: BroadcastStream::new(self.tx.subscribe()), filter: None, _listening: listening }
+    }
+}
+
+/// Counts one subscription for as long as its stream lives.
+struct Listening(Arc<AtomicUsize>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -71,6 +102,7 @@ impl EventBus {
 pub struct EventStream {
     inner: BroadcastStream<Arc<Event>>,
     filter: Option<Vec<EventType>>,
+    _listening: Listening,
 }
 
 impl EventStream {

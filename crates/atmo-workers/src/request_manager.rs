@@ -184,6 +184,45 @@ impl std::io::Write for ByteCounter {
     }
 }
 
+/// An upper bound of `value`'s size as compact JSON, if it is at most `limit`; `None` when the
+/// bound exceeds `limit`, or for a non-integer number, whose printed length is not bounded as
+/// cheaply.
+fn json_size_bound(value: &Value, limit: usize) -> Option<usize> {
+    // A string's escaped form is at most six bytes per byte (`\u00XX`), plus its quotes.
+    fn string(len: usize) -> usize {
+        len.saturating_mul(6).saturating_add(2)
+    }
+    fn walk(value: &Value, total: &mut usize, limit: usize) -> bool {
+        let add = match value {
+            Value::Null | Value::Bool(_) => 5,
+            // An integer that fits 64 bits prints in at most 20 characters.
+            Value::Number(n) if n.is_i64() || n.is_u64() => 20,
+            Value::Number(_) => return false,
+            Value::String(s) => string(s.len()),
+            Value::Array(items) => {
+                // Brackets and commas.
+                *total = total.saturating_add(items.len() + 2);
+                return *total <= limit && items.iter().all(|v| walk(v, total, limit));
+            }
+            Value::Object(map) => {
+                *total = total.saturating_add(2);
+                for (k, v) in map {
+                    // The key, its colon and a comma.
+                    *total = total.saturating_add(string(k.len()) + 2);
+                    if *total > limit || !walk(v, total, limit) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+        };
+        *total = total.saturating_add(add);
+        *total <= limit
+    }
+    let mut total = 0;
+    walk(value, &mut total, limit).then_some(total)
+}
+
 /// A registered `on(...)` callback; [`EventSubscription::unsubscribe`] stops it. Dropping the
 /// handle keeps the callback running, as an event listener would.
 #[derive(Debug)]
@@ -317,9 +356,13 @@ impl RequestManager {
             return Err(Error::UnknownTask { task_id, known });
         };
         let limit = self.inner.config.max_payload_bytes;
-        let mut counter = ByteCounter(0);
-        if serde_json::to_writer(&mut counter, &parameters).is_ok() && counter.0 > limit {
-            return Err(Error::PayloadTooLarge { size: counter.0, limit });
+        // Most parameters are far below the limit, which a cheap upper bound shows without
+        // printing them; the exact size is measured only when the bound does not settle it.
+        if json_size_bound(&parameters, limit).is_none() {
+            let mut counter = ByteCounter(0);
+            if serde_json::to_writer(&mut counter, &parameters).is_ok() && counter.0 > limit {
+                return Err(Error::PayloadTooLarge { size: counter.0, limit });
+            }
         }
         let parameters = match entry.action() {
             Some(action) => {
@@ -355,19 +398,17 @@ impl RequestManager {
         .filter(|t| *t > now);
         let mut random = [0u8; 10];
         fastrand::fill(&mut random);
+        // `Request::new` leaves room in the history for the usual path (assigned, processing,
+        // finished). Fields are set in place: a struct update would copy the whole request.
         let mut request =
             Request::new(RequestId::from_parts(now, random), entry.task.task_id.clone(), parameters, now, run_at);
-        // Room for the usual path (assigned, processing, finished) without growing the history.
-        request.history.reserve_exact(3);
-        Ok(Request {
-            priority,
-            client_id: client_id.map(Arc::from),
-            metadata: metadata.filter(|m| !m.is_empty()).map(Box::new),
-            idempotency_key: idempotency_key.map(String::into_boxed_str),
-            timeout,
-            retry: retry.map(Box::new),
-            ..request
-        })
+        request.priority = priority;
+        request.client_id = client_id.map(Arc::from);
+        request.metadata = metadata.filter(|m| !m.is_empty()).map(Box::new);
+        request.idempotency_key = idempotency_key.map(String::into_boxed_str);
+        request.timeout = timeout;
+        request.retry = retry.map(Box::new);
+        Ok(request)
     }
 
     /// Submits one request; returns its id once the store accepted it.
@@ -509,7 +550,11 @@ impl RequestManager {
             batch.fill_index(i, r);
         }
         let results = batch.wait().await;
-        results.into_iter().zip(ids).map(|(r, id)| r.ok_or(Error::NotFound(id))).collect()
+        if let Some(missing) = results.iter().zip(&ids).find_map(|(r, id)| r.is_none().then_some(*id)) {
+            return Err(Error::NotFound(missing));
+        }
+        // Every slot is filled: the results move out without a per-result check.
+        Ok(results.into_iter().flatten().collect())
     }
 
     /// Processes pending requests with the reducer (test mode).
@@ -808,5 +853,41 @@ impl RequestManager {
                 _ => Err(Error::Config("no matching event arrived in time".into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn exact(v: &Value) -> usize {
+        serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn the_size_bound_is_never_below_the_printed_size() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!("plain"),
+            json!("\u{1}\u{2}\"\\\n"),
+            json!({"a": 1, "b": [1, 2, {"c": "d"}], "": {}}),
+            json!([[], {}, [null, false]]),
+        ];
+        for v in values {
+            let bound = json_size_bound(&v, usize::MAX);
+            assert!(bound.is_some_and(|b| b >= exact(&v)), "{v}: bound {bound:?} < {}", exact(&v));
+        }
+    }
+
+    #[test]
+    fn the_size_bound_gives_way_to_measuring() {
+        let v = json!({"text": "x".repeat(100)});
+        assert_eq!(json_size_bound(&v, 100), None, "over the limit by the bound");
+        assert_eq!(json_size_bound(&json!({"x": 1.5}), usize::MAX), None, "floats are measured");
     }
 }

@@ -24,6 +24,15 @@ enum Meta {
     Other,
 }
 
+/// What one batch changes in a bank's figures.
+#[derive(Clone, Default)]
+struct Tally {
+    completed: u64,
+    failed: u64,
+    micros: u64,
+    released: usize,
+}
+
 /// Jobs running longer than this without having reported their start are harvested from the
 /// executors, so their status shows `processing` and their timeout runs from the real start.
 const HARVEST_AFTER: Duration = Duration::from_millis(1);
@@ -53,9 +62,9 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 if n == 0 {
                     break;
                 }
-                let batch: Vec<WorkerMsg> = std::mem::take(&mut buf);
-                buf = Vec::with_capacity(4096);
-                process(&inner, batch, &mut deadlines).await;
+                // The buffer is drained, not replaced: a fresh one per batch would be a large
+                // allocation every time.
+                process(&inner, buf.drain(..), &mut deadlines).await;
             }
             () = sleep => fire_timeouts(&inner, &mut deadlines).await,
             () = harvest => harvest_starts(&inner, &mut deadlines).await,
@@ -64,8 +73,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 while let Ok(msg) = rx.try_recv() {
                     buf.push(msg);
                 }
-                let batch = std::mem::take(&mut buf);
-                process(&inner, batch, &mut deadlines).await;
+                process(&inner, buf.drain(..), &mut deadlines).await;
                 break;
             }
         }
@@ -95,13 +103,14 @@ fn decide(
     }
 }
 
-async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Deadlines) {
-    if batch.is_empty() {
+async fn process(inner: &Arc<Inner>, batch: std::vec::Drain<'_, WorkerMsg>, deadlines: &mut Deadlines) {
+    if batch.len() == 0 {
         return;
     }
-    let mut transitions = Vec::with_capacity(batch.len());
-    let mut metas = Vec::with_capacity(batch.len());
-    let mut finishes: Vec<(RequestId, u32, super::running::RunningEntry)> = Vec::new();
+    // A fast job's finish brings its start along: up to two transitions per message.
+    let mut transitions = Vec::with_capacity(batch.len() * 2);
+    let mut metas = Vec::with_capacity(batch.len() * 2);
+    let mut finishes: Vec<(RequestId, u32, super::running::RunningEntry)> = Vec::with_capacity(batch.len());
     let banks = inner.banks.read().clone();
     // One reading per batch: the batch is applied at once, so its changes share a timestamp.
     let now = inner.clock.now();
@@ -135,11 +144,10 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                     tracing::debug!(request_id = %id, attempt, "discarding the late result of a finished attempt");
                     continue;
                 };
-                let (policy, retryable) = (entry.policy.clone(), entry.action_retryable);
-                finishes.push((id, attempt, entry));
+                let (policy, retryable) = (&entry.policy, entry.action_retryable);
                 let t = match outcome {
                     Outcome::Completed(v) => Transition::complete(id, attempt, Arc::new(v), now),
-                    Outcome::Failed(e) => decide(id, attempt, e, &policy, retryable, now, false),
+                    Outcome::Failed(e) => decide(id, attempt, e, policy, retryable, now, false),
                     Outcome::Panicked(message) => {
                         if let Some(b) = banks.get(bank as usize) {
                             let worker_id = b.worker_ids.get(worker as usize).cloned().unwrap_or_else(|| b.id.clone());
@@ -149,13 +157,14 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                             });
                         }
                         let e = TaskError::system("HANDLER_PANIC", format!("the handler panicked: {message}"));
-                        decide(id, attempt, e, &policy, retryable, now, false)
+                        decide(id, attempt, e, policy, retryable, now, false)
                     }
                     Outcome::WorkerLost(message) => {
                         let e = TaskError::system("WORKER_LOST", message).with_category(ErrorCategory::System);
-                        decide(id, attempt, e, &policy, retryable, now, false)
+                        decide(id, attempt, e, policy, retryable, now, false)
                     }
                 };
+                finishes.push((id, attempt, entry));
                 transitions.push(t);
                 metas.push(Meta::Finish { bank, at: now });
             }
@@ -194,9 +203,11 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
             }
         }
     }
-    let ids: Vec<(RequestId, u32)> = transitions.iter().map(|t| (t.id(), 0)).collect();
+    let ids: Vec<RequestId> = transitions.iter().map(Transition::id).collect();
     let outcomes = commit_until_stored(inner, transitions).await;
-    for ((outcome, meta), (id, _)) in outcomes.into_iter().zip(metas).zip(ids) {
+    // The banks' figures move once per batch, not once per request.
+    let mut tallies = vec![Tally::default(); banks.len()];
+    for ((outcome, meta), id) in outcomes.into_iter().zip(metas).zip(ids) {
         match (outcome, meta) {
             (Ok(applied), Meta::Start { at }) => {
                 inner.running.with(id, |e| {
@@ -208,10 +219,15 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
                 });
             }
             (Ok(applied), Meta::Finish { bank, at }) => {
-                if let Some(b) = banks.get(bank as usize) {
-                    // Measured on the engine's clock, like the request's own timestamps.
-                    let micros = applied.started_at.map_or(0, |s| at.saturating_since(s).as_micros());
-                    b.record_result(applied.to == RequestStatus::Completed, u64::try_from(micros).unwrap_or(u64::MAX));
+                if let Some(t) = tallies.get_mut(bank as usize) {
+                    if applied.to == RequestStatus::Completed {
+                        // Measured on the engine's clock, like the request's own timestamps.
+                        let micros = applied.started_at.map_or(0, |s| at.saturating_since(s).as_micros());
+                        t.completed += 1;
+                        t.micros = t.micros.saturating_add(u64::try_from(micros).unwrap_or(u64::MAX));
+                    } else {
+                        t.failed += 1;
+                    }
                 }
             }
             _ => {}
@@ -223,8 +239,14 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
         if let Some(d) = entry.deadline {
             deadlines.remove(&(d, id.as_u128(), attempt));
         }
-        if let Some(b) = banks.get(entry.bank as usize) {
-            b.release(1);
+        if let Some(t) = tallies.get_mut(entry.bank as usize) {
+            t.released += 1;
+        }
+    }
+    for (b, t) in banks.iter().zip(tallies) {
+        b.record_results(t.completed, t.failed, t.micros);
+        if t.released > 0 {
+            b.release(t.released);
         }
     }
     if freed {
@@ -238,10 +260,12 @@ async fn process(inner: &Arc<Inner>, batch: Vec<WorkerMsg>, deadlines: &mut Dead
 /// wait in the channel.
 async fn commit_until_stored(inner: &Arc<Inner>, transitions: Vec<Transition>) -> Vec<atmo_core::ApplyOutcome> {
     let mut delay = Duration::from_millis(50);
+    let mut transitions = transitions;
     loop {
-        match inner.commit(transitions.clone()).await {
+        match inner.commit_or_return(transitions).await {
             Ok(o) => return o,
-            Err(e) => {
+            Err((e, back)) => {
+                transitions = back;
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store failed while applying worker outcomes");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -120,6 +120,17 @@ impl BankRuntime {
         }
     }
 
+    /// [`BankRuntime::record_result`] for many requests at once.
+    pub(crate) fn record_results(&self, completed: u64, failed: u64, processing_micros: u64) {
+        if completed > 0 {
+            self.completed.fetch_add(completed, Ordering::Relaxed);
+            self.processing_micros.fetch_add(processing_micros, Ordering::Relaxed);
+        }
+        if failed > 0 {
+            self.failed.fetch_add(failed, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn success_rate(&self) -> f64 {
         let c = self.completed.load(Ordering::Relaxed);
         let f = self.failed.load(Ordering::Relaxed);

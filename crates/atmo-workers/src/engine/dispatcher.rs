@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use atmo_core::{CancellationToken, ClaimParams, EventKind, RequestStatus};
+use atmo_core::{CancellationToken, ClaimParams, Claimed, EventKind, RequestStatus};
 
 use super::Inner;
 use super::executor::Job;
@@ -96,21 +96,33 @@ async fn round(inner: &Arc<Inner>) -> (usize, bool) {
         total += claimed.len();
         let events_on = inner.events.active();
         let registry = inner.registry.read();
+        // One allocation for the batch's tokens, and one lock of each running-table shard.
+        let tokens = CancellationToken::group(claimed.len());
+        let mut running = Vec::with_capacity(claimed.len());
         let mut jobs = Vec::with_capacity(claimed.len());
-        for req in claimed {
-            let entry = registry.tasks.get(&*req.task_id);
-            let timeout = req.timeout.or(entry.map(|e| e.timeout)).unwrap_or(atmo_core::manifest::DEFAULT_TIMEOUT);
-            let policy = match (&req.retry, entry) {
-                (Some(p), _) => Arc::new((**p).clone()),
+        // Claims are usually of one task: look its entry up once, not per request.
+        let mut last: Option<(&Arc<str>, Option<&Arc<super::TaskEntry>>)> = None;
+        for (req, token) in claimed.into_iter().zip(tokens) {
+            let Claimed { request_id, task_id, parameters, attempt, timeout, retry, .. } = req;
+            let entry = match last {
+                Some((t, e)) if Arc::ptr_eq(t, &task_id) || **t == *task_id => e,
+                _ => {
+                    let e = registry.tasks.get_key_value(&*task_id);
+                    last = e.map(|(k, v)| (k, Some(v)));
+                    e.map(|(_, v)| v)
+                }
+            };
+            let timeout = timeout.or(entry.map(|e| e.timeout)).unwrap_or(atmo_core::manifest::DEFAULT_TIMEOUT);
+            let policy = match (retry, entry) {
+                (Some(p), _) => Arc::new(*p),
                 (None, Some(e)) => e.policy.clone(),
                 (None, None) => Arc::new(atmo_core::RetryPolicy::default()),
             };
-            let token = CancellationToken::new();
             let worker = bank.activity.least_loaded_worker().unwrap_or(0);
-            inner.running.insert(
-                req.request_id,
+            running.push((
+                request_id,
                 RunningEntry {
-                    attempt: req.attempt,
+                    attempt,
                     token: token.clone(),
                     bank: bank.index,
                     timeout,
@@ -118,37 +130,35 @@ async fn round(inner: &Arc<Inner>) -> (usize, bool) {
                     action_retryable: entry.is_none_or(|e| e.retryable),
                     deadline: None,
                 },
-            );
+            ));
             bank.activity.record_dispatch(worker);
             if events_on {
-                inner.events.emit(EventKind::RequestStatusChanged {
-                    request_id: req.request_id,
-                    from: Some(RequestStatus::Pending),
-                    to: RequestStatus::Assigned,
-                    attempt: req.attempt,
-                });
-                inner.events.emit(EventKind::RequestAssigned {
-                    request_id: req.request_id,
-                    bank_id: bank.id.clone(),
-                    attempt: req.attempt,
-                });
+                inner.events.emit_at(
+                    now,
+                    EventKind::RequestStatusChanged {
+                        request_id,
+                        from: Some(RequestStatus::Pending),
+                        to: RequestStatus::Assigned,
+                        attempt,
+                    },
+                );
+                inner.events.emit_at(now, EventKind::RequestAssigned { request_id, bank_id: bank.id.clone(), attempt });
             }
             jobs.push(Job {
-                request_id: req.request_id,
-                attempt: req.attempt,
-                task_id: req.task_id.clone(),
-                parameters: req.parameters.clone(),
+                request_id,
+                attempt,
+                task_id,
+                parameters,
                 cancel: token,
                 timeout,
                 worker,
                 bank: bank.index,
             });
         }
+        inner.running.insert_many(running);
         drop(registry);
         drop(gate);
-        for job in jobs {
-            bank.executor.dispatch(job);
-        }
+        bank.executor.dispatch_many(jobs);
         inner.applier_wake.notify_one();
     }
     (total, failed)

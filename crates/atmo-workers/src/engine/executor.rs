@@ -162,6 +162,14 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     /// Hands a job to worker `job.worker`. Must not block.
     fn dispatch(&self, job: Job);
 
+    /// Hands over the jobs of one dispatch round, in order. Executors that can pass many jobs
+    /// to a worker at once (one queue operation, one wake-up) override this.
+    fn dispatch_many(&self, jobs: Vec<Job>) {
+        for job in jobs {
+            self.dispatch(job);
+        }
+    }
+
     /// Stops the workers once they have finished what they hold; returns when they have.
     fn shutdown(&self) -> futures::future::BoxFuture<'static, ()>;
 

@@ -187,29 +187,45 @@ impl Inner {
         &self,
         transitions: Vec<Transition>,
     ) -> Result<Vec<ApplyOutcome>, atmo_core::StoreError> {
+        self.commit_or_return(transitions).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Inner::commit`], which on a store error hands the transitions back, so that a caller
+    /// that retries them need not keep a copy of its own.
+    pub(crate) async fn commit_or_return(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<ApplyOutcome>, (atmo_core::StoreError, Vec<Transition>)> {
         if transitions.is_empty() {
             return Ok(Vec::new());
         }
-        let changes: Vec<(Change, atmo_core::Timestamp)> =
-            transitions.iter().map(|t| (t.change().clone(), t.at())).collect();
-        let outcomes = self.store.apply(transitions).await?;
-        let mut finished = Vec::new();
+        // The store only reads the transitions: what took effect is published from them after.
+        let outcomes = match self.store.apply_borrowed(&transitions).await {
+            Ok(o) => o,
+            Err(e) => return Err((e, transitions)),
+        };
+        let mut finished = Vec::with_capacity(if self.waiters.any() { outcomes.len() } else { 0 });
         let mut wake_dispatch = false;
         let mut wake_schedule = false;
         let mut terminal = 0usize;
         let events_on = self.events.active();
         // Results are built only when someone waits for them.
         let waited = self.waiters.any();
-        for ((change, at), outcome) in changes.into_iter().zip(&outcomes) {
+        for (t, outcome) in transitions.into_iter().zip(&outcomes) {
             let Ok(applied) = outcome else { continue };
+            let at = t.at();
+            let change = t.into_change();
             let id = applied.id;
             if events_on && applied.from != applied.to {
-                self.events.emit(EventKind::RequestStatusChanged {
-                    request_id: id,
-                    from: Some(applied.from),
-                    to: applied.to,
-                    attempt: applied.attempt,
-                });
+                self.events.emit_at(
+                    at,
+                    EventKind::RequestStatusChanged {
+                        request_id: id,
+                        from: Some(applied.from),
+                        to: applied.to,
+                        attempt: applied.attempt,
+                    },
+                );
             }
             let processing_ms = applied.started_at.map(|s| at.saturating_since(s).as_secs_f64() * 1000.0);
             let result =
@@ -227,16 +243,19 @@ impl Inner {
                 };
             match change {
                 Change::Start { worker_id } if events_on => {
-                    self.events.emit(EventKind::RequestProcessing {
-                        request_id: id,
-                        bank_id: applied.bank_id.clone(),
-                        worker_id: Some(worker_id),
-                        attempt: applied.attempt,
-                    });
+                    self.events.emit_at(
+                        at,
+                        EventKind::RequestProcessing {
+                            request_id: id,
+                            bank_id: applied.bank_id.clone(),
+                            worker_id: Some(worker_id),
+                            attempt: applied.attempt,
+                        },
+                    );
                 }
                 Change::Complete { result: value } => {
                     terminal += 1;
-                    self.events.emit_with(|| EventKind::RequestCompleted {
+                    self.events.emit_with_at(at, || EventKind::RequestCompleted {
                         request_id: id,
                         task_id: applied.task_id.clone(),
                         bank_id: applied.bank_id.clone(),
@@ -248,7 +267,7 @@ impl Inner {
                 }
                 Change::Fail { error } => {
                     terminal += 1;
-                    self.events.emit_with(|| EventKind::RequestFailed {
+                    self.events.emit_with_at(at, || EventKind::RequestFailed {
                         request_id: id,
                         task_id: applied.task_id.clone(),
                         error: error.clone(),
@@ -259,7 +278,7 @@ impl Inner {
                 }
                 Change::TimeOut { error } => {
                     terminal += 1;
-                    self.events.emit_with(|| EventKind::RequestTimeout {
+                    self.events.emit_with_at(at, || EventKind::RequestTimeout {
                         request_id: id,
                         attempt: applied.attempt,
                         r#final: true,
@@ -272,23 +291,20 @@ impl Inner {
                     wake_schedule = true;
                     if events_on {
                         if error.category == ErrorCategory::Timeout {
-                            self.events.emit(EventKind::RequestTimeout {
-                                request_id: id,
-                                attempt: applied.attempt,
-                                r#final: false,
-                            });
+                            self.events.emit_at(
+                                at,
+                                EventKind::RequestTimeout { request_id: id, attempt: applied.attempt, r#final: false },
+                            );
                         }
-                        self.events.emit(EventKind::RequestRetrying {
-                            request_id: id,
-                            attempt: applied.attempt,
-                            run_at,
-                            error,
-                        });
+                        self.events.emit_at(
+                            at,
+                            EventKind::RequestRetrying { request_id: id, attempt: applied.attempt, run_at, error },
+                        );
                     }
                 }
                 Change::Rescue { reason } => {
                     wake_dispatch = true;
-                    self.events.emit_with(|| EventKind::RequestRescued {
+                    self.events.emit_with_at(at, || EventKind::RequestRescued {
                         request_id: id,
                         attempt: applied.attempt,
                         reason: reason.into_owned(),
@@ -297,14 +313,16 @@ impl Inner {
                 Change::Promote => wake_dispatch = true,
                 Change::Cancel { reason } => {
                     terminal += 1;
-                    self.events
-                        .emit_with(|| EventKind::RequestCancelled { request_id: id, reason: reason.to_string() });
+                    self.events.emit_with_at(at, || EventKind::RequestCancelled {
+                        request_id: id,
+                        reason: reason.to_string(),
+                    });
                     if waited {
                         finished.push((id, result(RequestStatus::Cancelled, None, None)));
                     }
                 }
                 Change::Progress(p) => {
-                    self.events.emit_with(|| EventKind::RequestProgress {
+                    self.events.emit_with_at(at, || EventKind::RequestProgress {
                         request_id: id,
                         attempt: applied.attempt,
                         percent: p.percent,

@@ -34,13 +34,34 @@ impl Default for RunningTable {
 }
 
 impl RunningTable {
-    fn shard(&self, id: RequestId) -> &Mutex<FxHashMap<u128, RunningEntry>> {
+    fn shard_index(id: RequestId) -> usize {
         // The low bits of a v7 id are random.
-        &self.shards[(id.as_u128() as usize) % SHARDS]
+        (id.as_u128() as usize) % SHARDS
+    }
+
+    fn shard(&self, id: RequestId) -> &Mutex<FxHashMap<u128, RunningEntry>> {
+        &self.shards[Self::shard_index(id)]
     }
 
     pub(crate) fn insert(&self, id: RequestId, entry: RunningEntry) {
         self.shard(id).lock().insert(id.as_u128(), entry);
+    }
+
+    /// Inserts many entries, taking each shard's lock once.
+    pub(crate) fn insert_many(&self, entries: Vec<(RequestId, RunningEntry)>) {
+        if entries.len() < SHARDS {
+            for (id, entry) in entries {
+                self.insert(id, entry);
+            }
+            return;
+        }
+        // Every other user takes one shard at a time, so holding all of them cannot deadlock.
+        let mut shards = self.shards.each_ref().map(|s| s.lock());
+        for (id, entry) in entries {
+            if let Some(shard) = shards.get_mut(Self::shard_index(id)) {
+                shard.insert(id.as_u128(), entry);
+            }
+        }
     }
 
     /// Removes the entry if it belongs to `attempt`.

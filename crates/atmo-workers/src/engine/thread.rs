@@ -74,8 +74,9 @@ impl WorkerEnv {
 #[derive(Debug)]
 pub(crate) struct ThreadExecutor {
     env: Arc<WorkerEnv>,
-    // `None` tells a worker thread to stop once it reaches it.
-    queues: Vec<Sender<Option<Job>>>,
+    // `None` tells a worker thread to stop once it reaches it. Jobs travel in batches: one
+    // queue operation (and at most one wake-up) per worker per dispatch round.
+    queues: Vec<Sender<Option<Batch>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
 }
@@ -88,7 +89,7 @@ impl ThreadExecutor {
         let mut threads = Vec::new();
         if env.handlers.values().any(Handler::is_sync) {
             for idx in 0..worker_count {
-                let (tx, rx) = crossbeam_channel::unbounded::<Option<Job>>();
+                let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
                 let env2 = env.clone();
                 let name = format!("atmo-{}-{idx}", env.bank_id);
                 let handle = std::thread::Builder::new().name(name).spawn(move || worker_loop(&env2, idx, &rx))?;
@@ -104,9 +105,12 @@ impl ThreadExecutor {
 /// this window starts without the cost of waking a parked thread (several microseconds).
 const SPIN_BEFORE_PARK: std::time::Duration = std::time::Duration::from_micros(50);
 
-fn next_job(rx: &Receiver<Option<Job>>) -> Option<Job> {
+/// Jobs for one worker, run in order.
+type Batch = Vec<Job>;
+
+fn next_batch(rx: &Receiver<Option<Batch>>) -> Option<Batch> {
     match rx.try_recv() {
-        Ok(job) => return job,
+        Ok(batch) => return batch,
         Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
         Err(crossbeam_channel::TryRecvError::Empty) => {}
     }
@@ -116,7 +120,7 @@ fn next_job(rx: &Receiver<Option<Job>>) -> Option<Job> {
             std::hint::spin_loop();
         }
         match rx.try_recv() {
-            Ok(job) => return job,
+            Ok(batch) => return batch,
             Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
             Err(crossbeam_channel::TryRecvError::Empty) => std::thread::yield_now(),
         }
@@ -124,44 +128,68 @@ fn next_job(rx: &Receiver<Option<Job>>) -> Option<Job> {
     rx.recv().ok().flatten()
 }
 
-fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Job>>) {
-    while let Some(job) = next_job(rx) {
-        if job.cancel.is_cancelled() {
-            env.reporter.skipped(&job);
-            continue;
-        }
-        let Some(Handler::Sync(handler)) = env.handlers.get(&*job.task_id) else {
-            // The dispatcher only queues synchronous handlers here.
-            env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default());
-            continue;
-        };
-        let started = Instant::now();
-        if let Some(slot) = env.slots.get(idx) {
-            *slot.lock() =
-                Some(RunningSlot { request_id: job.request_id, attempt: job.attempt, since: started, reported: false });
-        }
-        env.events.emit_with(|| EventKind::WorkerBusy { worker_id: env.worker_id(idx), request_id: job.request_id });
-        let ctx = env.context(&job);
-        let result = {
-            let _span = ctx.span.enter();
-            catch_unwind(AssertUnwindSafe(|| handler.call(&ctx, &job.parameters)))
-        };
-        let outcome = match result {
-            Ok(Ok(v)) => Outcome::Completed(v),
-            Ok(Err(e)) => Outcome::Failed(e),
-            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-        };
-        let reported = env.slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
-        if reported {
-            env.reporter.finished(&job, outcome, started.elapsed());
-        } else {
-            env.reporter.finished_without_start(&job, outcome, started.elapsed());
-        }
-        if rx.is_empty() {
-            env.events.emit_with(|| EventKind::WorkerIdle { worker_id: env.worker_id(idx) });
+fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Batch>>) {
+    // One context serves every job of this worker: per job only the attempt's own fields
+    // change, so the bank's, the worker's and the resources' reference counts, which all
+    // workers share, are not touched per job.
+    let mut ctx: Option<TaskContext> = None;
+    while let Some(batch) = next_batch(rx) {
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            run_job(env, idx, job, &mut ctx);
+            if jobs.len() == 0 && rx.is_empty() {
+                env.events.emit_with(|| EventKind::WorkerIdle { worker_id: env.worker_id(idx) });
+            }
         }
     }
     env.events.emit_with(|| EventKind::WorkerTerminated { worker_id: env.worker_id(idx) });
+}
+
+fn run_job(env: &WorkerEnv, idx: usize, mut job: Job, ctx: &mut Option<TaskContext>) {
+    if job.cancel.is_cancelled() {
+        env.reporter.skipped(&job);
+        return;
+    }
+    let Some(Handler::Sync(handler)) = env.handlers.get(&*job.task_id) else {
+        // The dispatcher only queues synchronous handlers here.
+        env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default());
+        return;
+    };
+    let started = Instant::now();
+    if let Some(slot) = env.slots.get(idx) {
+        *slot.lock() =
+            Some(RunningSlot { request_id: job.request_id, attempt: job.attempt, since: started, reported: false });
+    }
+    env.events.emit_with(|| EventKind::WorkerBusy { worker_id: env.worker_id(idx), request_id: job.request_id });
+    let ctx = match ctx {
+        Some(ctx) => {
+            ctx.request_id = job.request_id;
+            ctx.attempt = job.attempt;
+            // Swapped rather than cloned: the job is done with them.
+            std::mem::swap(&mut ctx.task_id, &mut job.task_id);
+            std::mem::swap(&mut ctx.cancel, &mut job.cancel);
+            ctx.renew_span();
+            ctx
+        }
+        None => ctx.insert(env.context(&job)),
+    };
+    let result = {
+        let _span = ctx.span.enter();
+        catch_unwind(AssertUnwindSafe(|| handler.call(ctx, &job.parameters)))
+    };
+    // The attempt's span closes when the attempt ends, not when the next one begins.
+    ctx.span = tracing::Span::none();
+    let outcome = match result {
+        Ok(Ok(v)) => Outcome::Completed(v),
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+    };
+    let reported = env.slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
+    if reported {
+        env.reporter.finished(&job, outcome, started.elapsed());
+    } else {
+        env.reporter.finished_without_start(&job, outcome, started.elapsed());
+    }
 }
 
 fn no_handler(job: &Job) -> TaskError {
@@ -190,9 +218,9 @@ impl Executor for ThreadExecutor {
                 let queue = self.queues.get(job.worker).or_else(|| self.queues.first());
                 match queue {
                     Some(q) => {
-                        if let Err(e) = q.send(Some(job)) {
+                        if let Err(e) = q.send(Some(vec![job])) {
                             // The worker's thread is gone (shutdown): the job never ran.
-                            let Some(job) = e.into_inner() else { return };
+                            let Some(job) = e.into_inner().and_then(|mut b| b.pop()) else { return };
                             self.env.reporter.finished(
                                 &job,
                                 Outcome::WorkerLost("worker thread stopped".into()),
@@ -224,6 +252,39 @@ impl Executor for ThreadExecutor {
                 });
             }
             None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
+        }
+    }
+
+    fn dispatch_many(&self, jobs: Vec<Job>) {
+        // One batch per worker thread; anything else (async handlers, unknown tasks, no
+        // threads) takes the one-by-one path.
+        let mut batches: Vec<Batch> = Vec::new();
+        batches.resize_with(self.queues.len(), Vec::new);
+        for job in jobs {
+            match self.env.handlers.get(&*job.task_id) {
+                Some(Handler::Sync(_)) if !self.queues.is_empty() => {
+                    let worker = if job.worker < self.queues.len() { job.worker } else { 0 };
+                    if let Some(batch) = batches.get_mut(worker) {
+                        batch.push(job);
+                    }
+                }
+                _ => self.dispatch(job),
+            }
+        }
+        for (queue, batch) in self.queues.iter().zip(batches) {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(e) = queue.send(Some(batch)) {
+                // The worker's thread is gone (shutdown): its jobs never ran.
+                for job in e.into_inner().into_iter().flatten() {
+                    self.env.reporter.finished(
+                        &job,
+                        Outcome::WorkerLost("worker thread stopped".into()),
+                        Default::default(),
+                    );
+                }
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Futures waiting for requests to finish.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -55,19 +56,8 @@ impl BatchWait {
         self.fill(index, result);
     }
 
-    fn fill_many(&self, items: Vec<(usize, RequestResult)>) {
-        let mut filled = 0;
-        {
-            let mut results = self.results.lock();
-            for (index, result) in items {
-                if let Some(slot) = results.get_mut(index)
-                    && slot.is_none()
-                {
-                    *slot = Some(result);
-                    filled += 1;
-                }
-            }
-        }
+    /// Counts `filled` slots as done (filled under one lock of the results).
+    fn filled(&self, filled: usize) {
         if filled > 0 && self.remaining.fetch_sub(filled, Ordering::AcqRel) == filled {
             self.notify.notify_waiters();
         }
@@ -87,9 +77,6 @@ impl BatchWait {
     }
 }
 
-/// Results for one batch wait, gathered to be filled under one lock.
-type BatchFill = (Arc<BatchWait>, Vec<(usize, RequestResult)>);
-
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     map: Mutex<FxHashMap<u128, Entry>>,
@@ -98,16 +85,19 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     fn add(map: &mut FxHashMap<u128, Entry>, id: RequestId, slot: Slot) {
-        match map.remove(&id.as_u128()) {
-            None => {
-                map.insert(id.as_u128(), Entry::Single(slot));
+        match map.entry(id.as_u128()) {
+            MapEntry::Vacant(v) => {
+                v.insert(Entry::Single(slot));
             }
-            Some(Entry::Single(first)) => {
-                map.insert(id.as_u128(), Entry::Many(vec![first, slot]));
-            }
-            Some(Entry::Many(mut v)) => {
-                v.push(slot);
-                map.insert(id.as_u128(), Entry::Many(v));
+            MapEntry::Occupied(mut o) => {
+                let entry = o.get_mut();
+                match std::mem::replace(entry, Entry::Many(Vec::new())) {
+                    Entry::Single(first) => *entry = Entry::Many(vec![first, slot]),
+                    Entry::Many(mut v) => {
+                        v.push(slot);
+                        *entry = Entry::Many(v);
+                    }
+                }
             }
         }
     }
@@ -147,41 +137,42 @@ impl Waiters {
         if finished.is_empty() || !self.any() {
             return;
         }
-        let mut taken = Vec::new();
-        {
+        let entries: Vec<Option<Entry>> = {
             let mut map = self.map.lock();
-            for (id, result) in finished {
-                if let Some(entry) = map.remove(&id.as_u128()) {
-                    taken.push((entry, result));
-                }
-            }
+            let entries = finished.iter().map(|(id, _)| map.remove(&id.as_u128())).collect();
             self.count.store(map.len(), Ordering::Release);
-        }
-        // Results of one batch wait usually arrive together: fill them under one lock.
-        let mut pending: Option<BatchFill> = None;
-        let flush = |p: &mut Option<BatchFill>| {
-            if let Some((batch, items)) = p.take() {
-                batch.fill_many(items);
-            }
+            entries
         };
-        for (entry, result) in taken {
+        // Results move straight from `finished` into their slots. Those of one batch wait
+        // usually arrive together: a run of them is filled under one lock.
+        let mut items = finished.into_iter().zip(entries).peekable();
+        while let Some(((_, result), entry)) = items.next() {
             match entry {
-                Entry::Single(Slot::Batch(batch, index)) => match &mut pending {
-                    Some((current, items)) if Arc::ptr_eq(current, &batch) => items.push((index, result)),
-                    _ => {
-                        flush(&mut pending);
-                        pending = Some((batch, vec![(index, result)]));
+                None => {}
+                Some(Entry::Single(Slot::Batch(batch, index))) => {
+                    let mut filled = 0;
+                    {
+                        let mut results = batch.results.lock();
+                        filled += usize::from(put(&mut results, index, result));
+                        while let Some((_, Some(Entry::Single(Slot::Batch(next, _))))) = items.peek()
+                            && Arc::ptr_eq(next, &batch)
+                        {
+                            let Some(((_, result), Some(Entry::Single(Slot::Batch(_, index))))) = items.next() else {
+                                break;
+                            };
+                            filled += usize::from(put(&mut results, index, result));
+                        }
                     }
-                },
-                Entry::Single(slot) => deliver(slot, result),
-                Entry::Many(slots) => {
+                    batch.filled(filled);
+                }
+                Some(Entry::Single(slot)) => deliver(slot, result),
+                Some(Entry::Many(slots)) => {
                     for slot in slots {
                         deliver(slot, result.clone());
                     }
                 }
             }
         }
-        flush(&mut pending);
     }
 
     /// Drops the single waiters of `id` whose future is gone (their receiver was dropped),
@@ -220,6 +211,17 @@ impl Waiters {
         let mut map = self.map.lock();
         map.remove(&id.as_u128());
         self.count.store(map.len(), Ordering::Release);
+    }
+}
+
+/// Fills an empty slot; returns whether it did.
+fn put(results: &mut [Option<RequestResult>], index: usize, result: RequestResult) -> bool {
+    match results.get_mut(index) {
+        Some(slot @ None) => {
+            *slot = Some(result);
+            true
+        }
+        _ => false,
     }
 }
 

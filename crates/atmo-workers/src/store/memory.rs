@@ -160,22 +160,15 @@ impl Store for MemoryStore {
 
     fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
         Box::pin(async move {
-            let finishing = transitions.iter().filter(|t| t.change().target().is_some_and(RequestStatus::is_terminal));
-            let finishing = finishing.count();
-            let mut inner = self.inner.lock();
-            if finishing > 0 {
-                inner.spent_histories.reserve_exact(finishing);
-            }
-            let outcomes = transitions.iter().map(|t| inner.apply_one(t)).collect();
-            inner.maybe_compact();
-            inner.maybe_sweep_history();
-            let spent = std::mem::take(&mut inner.spent_histories);
-            drop(inner);
-            // `transitions` (results, errors) and the compacted histories are dropped here, after
-            // the lock is released.
-            drop(spent);
+            let outcomes = self.apply_all(&transitions);
+            // `transitions` (results, errors) are dropped here, after the lock is released.
+            drop(transitions);
             Ok(outcomes)
         })
+    }
+
+    fn apply_borrowed<'a>(&'a self, transitions: &'a [Transition]) -> StoreFuture<'a, Vec<ApplyOutcome>> {
+        Box::pin(async move { Ok(self.apply_all(transitions)) })
     }
 
     fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
@@ -250,6 +243,26 @@ impl Store for MemoryStore {
             // a deletion.
             Ok(removed.len())
         })
+    }
+}
+
+impl MemoryStore {
+    /// Applies a batch under one lock.
+    fn apply_all(&self, transitions: &[Transition]) -> Vec<ApplyOutcome> {
+        let finishing = transitions.iter().filter(|t| t.change().target().is_some_and(RequestStatus::is_terminal));
+        let finishing = finishing.count();
+        let mut inner = self.inner.lock();
+        if finishing > 0 {
+            inner.spent_histories.reserve_exact(finishing);
+        }
+        let outcomes = transitions.iter().map(|t| inner.apply_one(t)).collect();
+        inner.maybe_compact();
+        inner.maybe_sweep_history();
+        let spent = std::mem::take(&mut inner.spent_histories);
+        drop(inner);
+        // The compacted histories are dropped here, after the lock is released.
+        drop(spent);
+        outcomes
     }
 }
 
@@ -413,6 +426,8 @@ impl Inner {
 
     // ===== insert =====
 
+    // Inlined into `insert_many`, so that a request is not copied on its way into the slab.
+    #[inline(always)]
     fn insert(&mut self, req: Request, last_queue: &mut Option<(Arc<str>, usize)>) -> InsertOutcome {
         let id = req.request_id;
         let key_hash = req.idempotency_key.as_deref().map(|k| self.idempotency.hash(k));
@@ -903,6 +918,7 @@ struct Chunk {
 
 impl Slab {
     /// Stores `r`. The caller ensures fewer than [`MAX_SLOTS`] requests are held.
+    #[inline(always)]
     fn insert(&mut self, r: Request) -> u32 {
         self.len += 1;
         if let Some(slot) = self.free.pop()
