@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use atmo_core::{Clock, Event, EventKind, EventType, Timestamp};
@@ -26,7 +26,10 @@ pub enum EventItem {
 #[derive(Debug)]
 pub(crate) struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
-    seq: AtomicU64,
+    /// The last sequence number. Numbering and sending happen under this lock, so every
+    /// subscriber sees `seq` in order: one resuming after event N (`Last-Event-ID`) cannot miss
+    /// an event numbered below N that was still on its way.
+    seq: parking_lot::Mutex<u64>,
     clock: Arc<dyn Clock>,
     /// Live subscriptions. The broadcast channel counts its receivers too, but reading that
     /// count takes its lock, and the engine asks several times per request, from every thread.
@@ -36,7 +39,7 @@ pub(crate) struct EventBus {
 impl EventBus {
     pub(crate) fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        EventBus { tx, seq: AtomicU64::new(0), clock, listeners: Arc::new(AtomicUsize::new(0)) }
+        EventBus { tx, seq: parking_lot::Mutex::new(0), clock, listeners: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Whether anyone listens: the engine builds events only then, so an engine nobody watches
@@ -65,9 +68,13 @@ impl EventBus {
         if !self.active() {
             return;
         }
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut event = Event { seq: 0, at, kind };
+        let mut last = self.seq.lock();
+        *last += 1;
+        event.seq = *last;
         // An error only means every receiver went away meanwhile.
-        let _ = self.tx.send(Arc::new(Event { seq, at, kind }));
+        let _ = self.tx.send(Arc::new(event));
+        drop(last);
     }
 
     /// [`EventBus::emit_with`] for an event that happened at `at`.
@@ -138,6 +145,38 @@ impl Stream for EventStream {
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_from_many_threads_arrive_in_sequence_order() {
+        let bus = Arc::new(EventBus::new(1 << 17, Arc::new(crate::clock::SystemClock)));
+        let mut stream = bus.subscribe();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        bus.emit(EventKind::SystemShutdown {});
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for want in 1..=80_000u64 {
+            match stream.next().await.unwrap() {
+                EventItem::Event(e) => assert_eq!(e.seq, want),
+                EventItem::Lagged(n) => panic!("lagged by {n}"),
             }
         }
     }
