@@ -102,12 +102,7 @@ pub(crate) fn run(args: &BuiltinsArgs) -> anyhow::Result<()> {
     }
     let width = selected.iter().map(|(_, a, _)| a.len()).max().unwrap_or(0).max(REPORT_NAME_WIDTH);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("atmo-bench-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = super::runtime(2)?;
     let manager = runtime.block_on(start(&banks, plan.threads))?;
     let mut out = std::io::stdout().lock();
     let measured = selected.iter().try_for_each(|(bank, action, params)| {

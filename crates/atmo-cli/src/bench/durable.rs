@@ -79,12 +79,7 @@ impl Plan {
 /// wrong result), or stdout closing.
 pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.load.runtime_threads as usize)
-        .thread_name("atmo-bench-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = super::runtime(args.load.runtime_threads as usize)?;
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let scenarios: &[DurableScenario] = if args.scenario.is_empty() { &DurableScenario::ALL } else { &args.scenario };
     let mut out = std::io::stdout().lock();
@@ -160,10 +155,7 @@ fn throughput(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::
     };
     let memory_run = |n: usize| {
         rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let elapsed = engine::throughput(&manager, n, plan.batch, plan.in_flight).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
+            engine::throughput_rate(engine::start(plan.setup).await?, n, plan.batch, plan.in_flight).await
         })
     };
     // Untimed warm-up: the allocator's arenas, the threads' stacks, the code in cache.
@@ -186,12 +178,7 @@ fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::Resu
         .map(|(elapsed, _)| per_second(n, elapsed))
     };
     let memory_run = |n: usize| {
-        rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let elapsed = engine::submit_load(&manager, n, plan.submitters).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
-        })
+        rt.block_on(async { engine::submit_rate(engine::start(plan.setup).await?, n, plan.submitters).await })
     };
     durable_run(n / 10)?;
     memory_run(n / 10)?;

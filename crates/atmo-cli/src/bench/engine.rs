@@ -89,6 +89,47 @@ pub(crate) fn handlers() -> Handlers {
         .on(NOOP, Handler::sync(|_ctx, _params| Ok(Value::Null)))
 }
 
+/// Requests/s of [`throughput`] on `manager`, which is stopped afterwards.
+///
+/// # Errors
+/// An engine error, a wrong result, or a failed shutdown.
+pub(crate) async fn throughput_rate(
+    manager: WorkerManager,
+    total: usize,
+    batch: usize,
+    in_flight: usize,
+) -> anyhow::Result<f64> {
+    let elapsed = throughput(&manager, total, batch, in_flight).await;
+    stop(manager).await?;
+    Ok(super::inproc::per_second(total, elapsed?))
+}
+
+/// Acknowledged submits/s of [`submit_load`] on `manager`, which is stopped afterwards.
+///
+/// # Errors
+/// An engine error or a failed shutdown.
+pub(crate) async fn submit_rate(manager: WorkerManager, total: usize, submitters: usize) -> anyhow::Result<f64> {
+    let elapsed = submit_load(&manager, total, submitters).await;
+    stop(manager).await?;
+    Ok(super::inproc::per_second(total, elapsed?))
+}
+
+/// [`latency`] on `manager`, driven from a task on the runtime (where a user's request handler
+/// would run); `manager` is stopped afterwards.
+///
+/// # Errors
+/// An engine error, a wrong result, a panicked driver, or a failed shutdown.
+pub(crate) async fn latency_times(
+    manager: WorkerManager,
+    warmup: usize,
+    samples: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let m = manager.clone();
+    let times = tokio::spawn(async move { latency(&m, warmup, samples).await }).await;
+    stop(manager).await?;
+    times.context("the latency driver panicked")?
+}
+
 /// Stops a manager, letting nothing linger into the next measurement.
 ///
 /// # Errors

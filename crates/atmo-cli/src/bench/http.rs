@@ -65,12 +65,7 @@ impl Plan {
 /// A scenario that fails (an HTTP error, a wrong result), or stdout closing.
 pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.load.runtime_threads as usize)
-        .thread_name("atmo-bench-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = super::runtime(args.load.runtime_threads as usize)?;
     let scenarios: &[HttpScenario] = if args.scenario.is_empty() { &HttpScenario::ALL } else { &args.scenario };
     let mut out = std::io::stdout().lock();
     for &scenario in HttpScenario::ALL.iter().filter(|s| scenarios.contains(s)) {
@@ -170,12 +165,7 @@ fn submit(rt: &tokio::runtime::Runtime, plan: &Plan) -> anyhow::Result<Line> {
         anyhow::Ok(per_second(n, elapsed?))
     };
     let inproc_run = |n: usize| {
-        rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let elapsed = engine::submit_load(&manager, n, plan.connections).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
-        })
+        rt.block_on(async { engine::submit_rate(engine::start(plan.setup).await?, n, plan.connections).await })
     };
     http_run(n / 10)?;
     inproc_run(n / 10)?;
@@ -268,17 +258,8 @@ fn roundtrip(rt: &tokio::runtime::Runtime, plan: &Plan) -> anyhow::Result<Line> 
         measured?;
         anyhow::Ok(times)
     };
-    let inproc_run = || {
-        rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let m = manager.clone();
-            let times = tokio::spawn(async move { engine::latency(&m, warmup, samples).await })
-                .await
-                .context("the latency driver panicked")??;
-            engine::stop(manager).await?;
-            anyhow::Ok(times)
-        })
-    };
+    let inproc_run =
+        || rt.block_on(async { engine::latency_times(engine::start(plan.setup).await?, warmup, samples).await });
     let (e, b) = interleaved(plan.runs, http_run, inproc_run)?;
     let ((e50, e99), (b50, b99)) = (latency_medians(e), latency_medians(b));
     Ok(Line::new(HttpScenario::Roundtrip.name(), "µs", e50, b50, plan.runs).with_p99(e99, b99))

@@ -21,8 +21,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::baseline::{self, Pool};
 use super::report::Line;
 use super::stats::{latency_medians, median};
@@ -67,12 +65,7 @@ impl Plan {
 /// A scenario that fails, or stdout closing.
 pub(crate) fn run(args: &InprocArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.load.runtime_threads as usize)
-        .thread_name("atmo-bench-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = super::runtime(args.load.runtime_threads as usize)?;
     let pool = Pool::start(baseline::THREADS)?;
     let scenarios: &[InprocScenario] = if args.scenario.is_empty() { &InprocScenario::ALL } else { &args.scenario };
     let mut out = std::io::stdout().lock();
@@ -116,12 +109,7 @@ fn throughput(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow:
     let n = plan.throughput_requests;
     let setup = engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false };
     let engine_run = |n: usize| {
-        rt.block_on(async {
-            let manager = engine::start(setup).await?;
-            let elapsed = engine::throughput(&manager, n, plan.batch, plan.in_flight).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
-        })
+        rt.block_on(async { engine::throughput_rate(engine::start(setup).await?, n, plan.batch, plan.in_flight).await })
     };
     let baseline_run = |n: usize| pool.throughput(n, plan.batch, plan.in_flight).map(|d| per_second(n, d));
     // Untimed warm-up: the allocator's arenas, the threads' stacks, the code in cache.
@@ -135,15 +123,7 @@ fn latency(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Re
     let setup = engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false };
     let engine_run = || {
         rt.block_on(async {
-            let manager = engine::start(setup).await?;
-            // The driver runs as a task on the runtime, where a user's request handler would.
-            let m = manager.clone();
-            let (warmup, samples) = (plan.latency_warmup, plan.latency_samples);
-            let times = tokio::spawn(async move { engine::latency(&m, warmup, samples).await })
-                .await
-                .context("the latency driver panicked")??;
-            engine::stop(manager).await?;
-            anyhow::Ok(times)
+            engine::latency_times(engine::start(setup).await?, plan.latency_warmup, plan.latency_samples).await
         })
     };
     let baseline_run = || pool.latency(plan.latency_warmup, plan.latency_samples);

@@ -24,6 +24,20 @@ use crate::cli::BenchCommand;
 
 pub(crate) use engine::{handlers, manifest};
 
+/// The multi-thread tokio runtime every benchmark drives its engines on.
+///
+/// # Errors
+/// When the runtime cannot start.
+pub(crate) fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("atmo-bench-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
 /// Runs one `atmo bench` subcommand, printing its report on stdout.
 ///
 /// # Errors

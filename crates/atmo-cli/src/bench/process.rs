@@ -20,7 +20,7 @@ use atmo_workers::manifest::CommandSpec;
 use atmo_workers::{BankSpec, WorkerManager};
 
 use super::engine::{self, Setup};
-use super::inproc::{interleaved, per_second};
+use super::inproc::interleaved;
 use super::report::Line;
 use super::stats::{latency_medians, median};
 use crate::cli::{ProcessArgs, ProcessScenario};
@@ -64,12 +64,7 @@ impl Plan {
 /// A scenario that fails (a worker that does not start, a wrong result), or stdout closing.
 pub(crate) fn run(args: &ProcessArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.load.runtime_threads as usize)
-        .thread_name("atmo-bench-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = super::runtime(args.load.runtime_threads as usize)?;
     let scenarios: &[ProcessScenario] = if args.scenario.is_empty() { &ProcessScenario::ALL } else { &args.scenario };
     let mut out = std::io::stdout().lock();
     for &scenario in ProcessScenario::ALL.iter().filter(|s| scenarios.contains(s)) {
@@ -146,17 +141,12 @@ fn throughput(
     let process_run = |n: usize| {
         rt.block_on(async {
             let manager = start_process_bank(plan.setup, command, PROCESSES).await?;
-            let elapsed = engine::throughput(&manager, n, plan.batch, plan.in_flight).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
+            engine::throughput_rate(manager, n, plan.batch, plan.in_flight).await
         })
     };
     let thread_run = |n: usize| {
         rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let elapsed = engine::throughput(&manager, n, plan.batch, plan.in_flight).await?;
-            engine::stop(manager).await?;
-            anyhow::Ok(per_second(n, elapsed))
+            engine::throughput_rate(engine::start(plan.setup).await?, n, plan.batch, plan.in_flight).await
         })
     };
     // Untimed warm-up.
@@ -171,26 +161,11 @@ fn latency(rt: &tokio::runtime::Runtime, plan: &Plan) -> anyhow::Result<Line> {
     let (warmup, samples) = (plan.latency_warmup, plan.latency_samples);
     let process_run = || {
         rt.block_on(async {
-            let manager = start_process_bank(plan.setup, &command, 1).await?;
-            let m = manager.clone();
-            let times = tokio::spawn(async move { engine::latency(&m, warmup, samples).await })
-                .await
-                .context("the latency driver panicked")??;
-            engine::stop(manager).await?;
-            anyhow::Ok(times)
+            engine::latency_times(start_process_bank(plan.setup, &command, 1).await?, warmup, samples).await
         })
     };
-    let thread_run = || {
-        rt.block_on(async {
-            let manager = engine::start(plan.setup).await?;
-            let m = manager.clone();
-            let times = tokio::spawn(async move { engine::latency(&m, warmup, samples).await })
-                .await
-                .context("the latency driver panicked")??;
-            engine::stop(manager).await?;
-            anyhow::Ok(times)
-        })
-    };
+    let thread_run =
+        || rt.block_on(async { engine::latency_times(engine::start(plan.setup).await?, warmup, samples).await });
     let (e, b) = interleaved(plan.runs, process_run, thread_run)?;
     let ((e50, e99), (b50, b99)) = (latency_medians(e), latency_medians(b));
     Ok(Line::new(ProcessScenario::Latency.name(), "µs", e50, b50, plan.runs).with_p99(e99, b99))

@@ -251,6 +251,16 @@ fn print_json(v: &Value) -> Result<(), ClientError> {
     writeln!(out, "{text}").map_err(|e| ClientError::new(exit::OK, e.to_string()))
 }
 
+/// Prints `v` as JSON (`--json`) or for people with `show`.
+fn output(json: bool, v: &Value, show: fn(&Value)) -> Result<(), ClientError> {
+    if json {
+        print_json(v)
+    } else {
+        show(v);
+        Ok(())
+    }
+}
+
 fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -337,11 +347,7 @@ fn wait_and_print(c: &Client, id: &str, limit: Option<Duration>, json_out: bool)
         }
     };
     spinner.finish_and_clear();
-    if json_out {
-        print_json(&result)?;
-    } else {
-        show::result(&result);
-    }
+    output(json_out, &result, show::result)?;
     Ok(if result["success"].as_bool() == Some(true) { exit::OK } else { exit::REQUEST_FAILED })
 }
 
@@ -434,11 +440,7 @@ pub(crate) fn submit_many(args: &SubmitManyArgs) -> Result<u8, ClientError> {
 pub(crate) fn get(args: &IdArgs) -> Result<u8, ClientError> {
     let c = client(&args.conn);
     let lifecycle = c.get(&format!("/v1/requests/{}/lifecycle", encode(&args.id)))?.body;
-    if args.json {
-        print_json(&lifecycle)?;
-    } else {
-        show::lifecycle(&lifecycle);
-    }
+    output(args.json, &lifecycle, show::lifecycle)?;
     Ok(exit::OK)
 }
 
@@ -484,44 +486,28 @@ pub(crate) fn query(args: &QueryArgs) -> Result<u8, ClientError> {
     }
     let qs: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     let page = c.get(&format!("/v1/requests?{}", qs.join("&")))?.body;
-    if args.json {
-        print_json(&page)?;
-    } else {
-        show::requests(&page);
-    }
+    output(args.json, &page, show::requests)?;
     Ok(exit::OK)
 }
 
 /// `atmo metrics`.
 pub(crate) fn metrics(args: &ListArgs) -> Result<u8, ClientError> {
-    let m = client(&args.conn).get("/v1/metrics")?.body;
-    if args.json {
-        print_json(&m)?;
-    } else {
-        show::metrics(&m);
-    }
-    Ok(exit::OK)
+    show_one(args, "/v1/metrics", show::metrics)
 }
 
 /// `atmo banks`.
 pub(crate) fn banks(args: &ListArgs) -> Result<u8, ClientError> {
-    let b = client(&args.conn).get("/v1/banks")?.body;
-    if args.json {
-        print_json(&b)?;
-    } else {
-        show::banks(&b);
-    }
-    Ok(exit::OK)
+    show_one(args, "/v1/banks", show::banks)
 }
 
 /// `atmo workers`.
 pub(crate) fn workers(args: &ListArgs) -> Result<u8, ClientError> {
-    let w = client(&args.conn).get("/v1/workers")?.body;
-    if args.json {
-        print_json(&w)?;
-    } else {
-        show::workers(&w);
-    }
+    show_one(args, "/v1/workers", show::workers)
+}
+
+/// GETs `path` and prints the answer.
+fn show_one(args: &ListArgs, path: &str, show: fn(&Value)) -> Result<u8, ClientError> {
+    output(args.json, &client(&args.conn).get(path)?.body, show)?;
     Ok(exit::OK)
 }
 
