@@ -369,12 +369,17 @@ Scenarios:
 
   durable-throughput  trivial requests submitted in batches and awaited, submit
                       to completed through one bank of 2 worker threads;
-                      requests/s, plus the store's commits (each one WAL fsync)
-                      per 1,000 requests.
+                      requests/s, plus the fsyncs of the WAL per 1,000
+                      requests (one fsync answers every batch committed before it).
 
   durable-submit      acknowledged submits/s: --submitters tokio tasks each
                       submitting one request at a time (submit returns after
-                      the commit), while the bank processes them.
+                      the commit and its fsync); the task is registered but
+                      no bank runs it, so this is the intake alone.
+
+  durable-submit-busy the same while a bank of 2 worker threads processes the
+                      requests: every submit then shares the writer with a
+                      claim and a completion.
 
   durable-open        a file of 1,000,000 finished requests (100,000 with
                       --quick): open it and start an engine on it; ms.
@@ -469,9 +474,13 @@ pub(crate) enum DurableScenario {
     /// Requests per second, submit to completed, batches submitted and awaited.
     #[value(name = "durable-throughput")]
     Throughput,
-    /// Acknowledged single submits per second from concurrent submitters.
+    /// Acknowledged single submits per second from concurrent submitters (intake: no bank
+    /// consumes meanwhile).
     #[value(name = "durable-submit")]
     Submit,
+    /// The same while a bank processes what is submitted.
+    #[value(name = "durable-submit-busy")]
+    SubmitBusy,
     /// Opening a file of 1,000,000 finished requests and starting an engine on it.
     #[value(name = "durable-open")]
     Open,
@@ -482,14 +491,20 @@ pub(crate) enum DurableScenario {
 
 impl DurableScenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [DurableScenario; 4] =
-        [DurableScenario::Throughput, DurableScenario::Submit, DurableScenario::Open, DurableScenario::Query];
+    pub(crate) const ALL: [DurableScenario; 5] = [
+        DurableScenario::Throughput,
+        DurableScenario::Submit,
+        DurableScenario::SubmitBusy,
+        DurableScenario::Open,
+        DurableScenario::Query,
+    ];
 
     /// The name printed in reports.
     pub(crate) fn name(self) -> &'static str {
         match self {
             DurableScenario::Throughput => "durable-throughput",
             DurableScenario::Submit => "durable-submit",
+            DurableScenario::SubmitBusy => "durable-submit-busy",
             DurableScenario::Open => "durable-open",
             DurableScenario::Query => "durable-query",
         }

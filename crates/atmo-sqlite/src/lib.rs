@@ -9,8 +9,11 @@
 //!   file is ours, migrates the schema and starts the threads; dropping it stops them.
 //! - One **writer** thread owns the write connection. Every mutating call is sent to it and
 //!   joins the next batch; a batch runs in one transaction and every call is answered after
-//!   `COMMIT`: group commit, one fsync per batch. A call that fails leaves no trace and does
-//!   not fail the others (the batch is then run again with a savepoint per call).
+//!   `COMMIT` (group commit). A call that fails leaves no trace and does not fail the others
+//!   (the batch is then run again with a savepoint per call).
+//! - A **sync** thread makes commits durable: it fsyncs the WAL and only then answers the
+//!   calls of the batches committed before the fsync, while the writer goes on with the next
+//!   batch. One fsync covers however many batches the disk's latency lets through.
 //! - **Readers** (see [`SqliteOptions::readers`]) answer `get`, `query`, `metrics` and
 //!   `next_scheduled` on their own connections; WAL mode lets them read while the writer
 //!   writes.
@@ -26,6 +29,7 @@
 //! - The schema is versioned; opening an older file migrates it (see [`SCHEMA_VERSION`]).
 //! - [`SqliteOptions`] and [`Synchronous`] choose durability against speed.
 
+mod cache;
 mod error;
 mod options;
 mod read;
@@ -33,6 +37,7 @@ mod row;
 mod runtime;
 mod schema;
 mod store;
+mod sync;
 mod write;
 
 pub use error::Error;

@@ -4,28 +4,21 @@
 ///
 /// In WAL mode:
 ///
-/// - [`Synchronous::Full`] (the default) syncs the WAL at every commit: a commit that returned
-///   survives a crash of the process **and** a power loss or OS crash.
+/// - [`Synchronous::Full`] (the default): a call is answered only after its commit is on
+///   stable storage (an fsync of the WAL), so what returned survives a crash of the process
+///   **and** a power loss or OS crash. The fsync runs on a thread of its own while the writer
+///   goes on with the next batch, and one fsync answers every batch committed before it.
 /// - [`Synchronous::Normal`] syncs only at checkpoints: a commit survives a crash of the process
 ///   (the WAL is in the OS page cache), but the last commits before a power loss or OS crash
 ///   may be lost. The database is never corrupted either way. It is much faster on disks with
 ///   slow fsync.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Synchronous {
-    /// Survives power loss (one fsync per committed batch).
+    /// Survives power loss (an fsync of the WAL before any call is answered).
     #[default]
     Full,
     /// Survives process crashes only; faster.
     Normal,
-}
-
-impl Synchronous {
-    pub(crate) fn pragma(self) -> &'static str {
-        match self {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        }
-    }
 }
 
 /// Options for [`SqliteStore::open`](crate::SqliteStore::open).

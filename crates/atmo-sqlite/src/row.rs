@@ -54,7 +54,7 @@ pub(crate) struct Loaded {
 }
 
 /// The columns a state change may set, in [`HOT`] order.
-type HotValues = [Sql; HOT.len()];
+pub(crate) type HotValues = [Sql; HOT.len()];
 
 /// The changing columns, in the order of [`hot_values`].
 const HOT: [&str; 16] = [
@@ -253,17 +253,48 @@ pub(crate) fn read_request(r: &Row<'_>) -> Result<Request, Error> {
     })
 }
 
-/// Inserts `r` as a new row, with its queue order and lease.
-pub(crate) fn insert_row(
-    conn: &Connection,
-    r: &Request,
-    seq: i64,
-    lease: Option<&(Arc<str>, Timestamp)>,
-) -> Result<(), Error> {
-    let hot = hot_values(r, seq, lease)?;
-    let extra = (r.timeout.is_some() || r.retry.is_some())
-        .then(|| serde_json::to_string(&Extra { timeout: r.timeout, retry: r.retry.clone() }))
-        .transpose()?;
+/// A request encoded for its row, before it reaches the writer thread (which then only binds
+/// the values): see [`encode_insert`].
+pub(crate) struct EncodedRow {
+    parameters: String,
+    metadata: Option<String>,
+    extra: Option<String>,
+    errors: Option<String>,
+    history: String,
+    /// The changing columns, with `seq` still 0 (the writer numbers the queue).
+    hot: HotValues,
+    /// The lease an imported running request gets (the rescuer returns it once expired).
+    pub(crate) lease: Option<(Arc<str>, Timestamp)>,
+}
+
+/// Encodes `r` for [`insert_row`].
+pub(crate) fn encode_insert(r: &Request) -> Result<EncodedRow, Error> {
+    // A running request (an import) has no live worker here: an expired lease lets the
+    // rescuer return it.
+    let lease = r.status.is_running().then(|| (Arc::<str>::from(""), Timestamp::EPOCH));
+    encode_with_lease(r, lease)
+}
+
+/// Encodes `r` for [`insert_row`], with the lease it is to hold.
+pub(crate) fn encode_with_lease(r: &Request, lease: Option<(Arc<str>, Timestamp)>) -> Result<EncodedRow, Error> {
+    Ok(EncodedRow {
+        parameters: serde_json::to_string(&*r.parameters)?,
+        metadata: json_opt(r.metadata.as_deref())?,
+        extra: (r.timeout.is_some() || r.retry.is_some())
+            .then(|| serde_json::to_string(&Extra { timeout: r.timeout, retry: r.retry.clone() }))
+            .transpose()?,
+        errors: encode_lines(&r.errors)?,
+        history: encode_history(&r.history)?.unwrap_or_default(),
+        hot: hot_values(r, 0, lease.as_ref())?,
+        lease,
+    })
+}
+
+/// Inserts `r` (encoded as `e`) as a new row with queue order `seq`; returns the values of its
+/// changing columns as written.
+pub(crate) fn insert_row(conn: &Connection, r: &Request, e: &EncodedRow, seq: i64) -> Result<HotValues, Error> {
+    let mut hot = e.hot.clone();
+    hot[0] = Sql::Integer(seq);
     let mut stmt = conn.prepare_cached(
         "INSERT OR FAIL INTO requests (id, task_id, priority, client_id, created_at, idempotency_key, parameters, metadata,
             extra, errors, history, seq, status, attempts, bank_id, worker_id, updated_at, run_at, assigned_at,
@@ -277,16 +308,58 @@ pub(crate) fn insert_row(
     stmt.raw_bind_parameter(4, r.client_id.as_deref())?;
     stmt.raw_bind_parameter(5, r.created_at.as_micros())?;
     stmt.raw_bind_parameter(6, r.idempotency_key.as_deref())?;
-    stmt.raw_bind_parameter(7, serde_json::to_string(&*r.parameters)?)?;
-    stmt.raw_bind_parameter(8, json_opt(r.metadata.as_deref())?)?;
-    stmt.raw_bind_parameter(9, extra)?;
-    stmt.raw_bind_parameter(10, encode_lines(&r.errors)?)?;
-    stmt.raw_bind_parameter(11, encode_history(&r.history)?.unwrap_or_default())?;
+    stmt.raw_bind_parameter(7, &e.parameters)?;
+    stmt.raw_bind_parameter(8, &e.metadata)?;
+    stmt.raw_bind_parameter(9, &e.extra)?;
+    stmt.raw_bind_parameter(10, &e.errors)?;
+    stmt.raw_bind_parameter(11, &e.history)?;
     for (i, v) in hot.iter().enumerate() {
         stmt.raw_bind_parameter(12 + i, v)?;
     }
     stmt.raw_execute()?;
-    Ok(())
+    Ok(hot)
+}
+
+/// The skeleton of a row just inserted from `r` (what [`load_for_claim`] would read back),
+/// for the writer's cache: `hot` is what [`insert_row`] returned.
+pub(crate) fn inserted_skeleton(
+    r: &Request,
+    rowid: i64,
+    seq: i64,
+    lease: Option<(Arc<str>, Timestamp)>,
+    hot: HotValues,
+) -> Loaded {
+    // As stored: a scheduled request without a time is due at once.
+    let run_at = match r.status {
+        RequestStatus::Scheduled => Some(r.run_at.unwrap_or(Timestamp::EPOCH)),
+        _ => r.run_at,
+    };
+    let request = Request {
+        request_id: r.request_id,
+        task_id: r.task_id.clone(),
+        parameters: r.parameters.clone(),
+        status: r.status,
+        priority: r.priority,
+        client_id: None,
+        metadata: None,
+        idempotency_key: None,
+        attempts: r.attempts,
+        bank_id: r.bank_id.clone(),
+        worker_id: r.worker_id.clone(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        run_at,
+        assigned_at: r.assigned_at,
+        started_at: r.started_at,
+        completed_at: r.completed_at,
+        timeout: r.timeout,
+        retry: r.retry.clone(),
+        progress: r.progress.clone(),
+        result: None,
+        errors: Vec::new(),
+        history: Vec::new(),
+    };
+    Loaded { rowid, row: StoredRow { request, seq, lease }, before: hot }
 }
 
 // ===== skeletons =====
@@ -369,8 +442,10 @@ pub(crate) fn load_for_claim(conn: &Connection, rowid: i64) -> Result<Option<Loa
 }
 
 /// Writes back a skeleton after a state change: the changing columns whose value differs from
-/// what was loaded, and the history and errors the change appended.
-pub(crate) fn update_row(conn: &Connection, loaded: &Loaded) -> Result<(), Error> {
+/// what was loaded, and the history and errors the change appended. Afterwards the skeleton
+/// is again as it would be read back (values as written, nothing left to append), ready for
+/// the next change.
+pub(crate) fn update_row(conn: &Connection, loaded: &mut Loaded) -> Result<(), Error> {
     let after = hot_values(&loaded.row.request, loaded.row.seq, loaded.row.lease.as_ref())?;
     let r = &loaded.row.request;
     let history = encode_history(&r.history)?;
@@ -390,12 +465,15 @@ pub(crate) fn update_row(conn: &Connection, loaded: &Loaded) -> Result<(), Error
             args.push(text);
         }
     }
-    if args.is_empty() {
-        return Ok(());
+    if !args.is_empty() {
+        args.push(&loaded.rowid);
+        let sql = UPDATE_SQL.with_borrow_mut(|cache| cache.entry(mask).or_insert_with(|| update_sql(mask)).clone());
+        conn.prepare_cached(&sql)?.execute(args.as_slice())?;
     }
-    args.push(&loaded.rowid);
-    let sql = UPDATE_SQL.with_borrow_mut(|cache| cache.entry(mask).or_insert_with(|| update_sql(mask)).clone());
-    conn.prepare_cached(&sql)?.execute(args.as_slice())?;
+    loaded.before = after;
+    let r = &mut loaded.row.request;
+    r.history.clear();
+    r.errors.clear();
     Ok(())
 }
 
@@ -475,4 +553,23 @@ fn hot_values(r: &Request, seq: i64, lease: Option<&(Arc<str>, Timestamp)>) -> R
 pub(crate) fn count_sql() -> &'static str {
     "INSERT INTO status_counts (status, task_id, count) VALUES (?1, ?2, ?3)
      ON CONFLICT (status, task_id) DO UPDATE SET count = count + excluded.count"
+}
+
+/// Debug builds: panics unless `cached` (from the writer's cache) equals the row as the file
+/// holds it, read as a claim (`claimable`) or a transition would read it. Every test that
+/// writes through the store checks the cache this way.
+#[cfg(debug_assertions)]
+pub(crate) fn check_cached(conn: &Connection, cached: &Loaded, claimable: bool) -> Result<(), Error> {
+    let stored = if claimable {
+        load_for_claim(conn, cached.rowid)?
+    } else {
+        load_skeleton(conn, cached.row.request.request_id)?
+    };
+    let Some(stored) = stored else { panic!("cached row {} is not in the file", cached.rowid) };
+    assert_eq!(stored.rowid, cached.rowid, "cached row id");
+    assert_eq!(stored.row.request, cached.row.request, "cached skeleton of row {}", cached.rowid);
+    assert_eq!(stored.row.seq, cached.row.seq, "cached seq of row {}", cached.rowid);
+    assert_eq!(stored.row.lease, cached.row.lease, "cached lease of row {}", cached.rowid);
+    assert_eq!(stored.before, cached.before, "cached column values of row {}", cached.rowid);
+    Ok(())
 }

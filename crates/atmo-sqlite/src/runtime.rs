@@ -4,15 +4,17 @@
 //! Work travels as closures over a channel; each carries its own reply channel, so the threads
 //! know nothing about the operations.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use atmo_core::RequestStatus;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 
+use crate::cache::RowCache;
 use crate::row::count_sql;
+use crate::sync::{Committed, Garbage, SyncState};
 
 /// Tells an operation how its batch ended (`None`: committed) and lets it reply.
 pub(crate) type Finisher = Box<dyn FnOnce(Option<&Arc<rusqlite::Error>>) + Send>;
@@ -41,6 +43,8 @@ pub(crate) struct WriteCtx<'a> {
     seq: &'a mut i64,
     /// Changes to `status_counts` made by this operation, kept until it succeeds.
     counts: Vec<(RequestStatus, Arc<str>, i64)>,
+    /// Live rows as written (see `cache.rs`).
+    pub(crate) cache: &'a mut RowCache,
 }
 
 impl WriteCtx<'_> {
@@ -77,16 +81,29 @@ fn flush_counts(conn: &Connection, counts: Counts) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Where the writer sends each batch's replies.
+pub(crate) enum Replies {
+    /// Straight to the callers, after `COMMIT` (SQLite synced inside it, or durability was
+    /// not asked for).
+    Direct,
+    /// Through the sync thread, which replies after an fsync of the WAL (see `sync.rs`).
+    AfterSync(Sender<Committed>, Arc<SyncState>),
+}
+
 /// The writer thread's loop: waits for work, then takes everything already waiting (up to
-/// `max_batch`) and runs it in one transaction, replying only after `COMMIT`. One fsync per
-/// batch, however many submitters wait in it.
+/// `max_batch`) and runs it in one transaction, replying only after `COMMIT` (and, with
+/// [`Replies::AfterSync`], after the fsync that follows it). However many submitters wait in a
+/// batch, it costs one commit.
 pub(crate) fn run_writer(
     mut conn: Connection,
     rx: Receiver<Msg>,
     mut seq: i64,
     max_batch: usize,
     commits: Arc<AtomicU64>,
+    replies: Replies,
+    checkpoint: Option<Sender<()>>,
 ) {
+    let mut cache = RowCache::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch.max(1) {
@@ -95,15 +112,52 @@ pub(crate) fn run_writer(
                 Err(_) => break,
             }
         }
-        if run_batch(&mut conn, batch, &mut seq) {
+        if let Replies::AfterSync(_, state) = &replies
+            && state.failed.load(Ordering::Acquire)
+        {
+            refuse(batch, &mut conn);
+            continue;
+        }
+        let (done, reads) = run_batch(&mut conn, batch, &mut seq, &mut cache);
+        if done.error.is_none() {
             commits.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = &checkpoint {
+                // Full: a checkpoint is already due.
+                let _ = c.try_send(());
+            }
+        }
+        match &replies {
+            Replies::AfterSync(tx, _) => {
+                if let Err(crossbeam_channel::SendError(done)) = tx.send(done) {
+                    // The sync thread is gone (it never stops first): nothing is known durable.
+                    let e = Arc::new(crate::sync::fsync_error(&std::io::Error::other("the sync thread stopped")));
+                    done.reply(Some(&e));
+                }
+            }
+            Replies::Direct => done.reply(None),
+        }
+        for r in reads {
+            r(&mut conn);
         }
     }
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Runs one batch; returns whether a transaction committed. The status counts changed by
-/// the batch's successful operations are summed and written once, just before `COMMIT`.
+/// Refuses a batch after an fsync failed: its writes are not run (their callers see the store
+/// as closed; the cause was logged), its reads are.
+fn refuse(batch: Vec<Msg>, conn: &mut Connection) {
+    let e = Arc::new(crate::sync::fsync_error(&std::io::Error::other("an earlier fsync failed")));
+    for m in batch {
+        match m {
+            Msg::Write(job) => fail_unrun(job, &e),
+            Msg::Read(r) => r(conn),
+        }
+    }
+}
+
+/// Runs one batch; returns its replies (with the error if it did not commit) and its reads, to
+/// run after the replies. The status counts changed by the batch's successful operations are
+/// summed and written once, just before `COMMIT`.
 ///
 /// Operations almost never fail (a rejected transition is a result, not a failure), so the
 /// batch first runs them one after another with nothing in between. If one fails, that
@@ -111,7 +165,7 @@ pub(crate) fn run_writer(
 /// savepoint, so the failed one leaves no trace and the rest still commit. (A savepoint for
 /// every operation, every time, would copy each page an operation first touches into its undo
 /// log: most of the cost of a small operation.)
-fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64) -> bool {
+fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64, cache: &mut RowCache) -> (Committed, Vec<ReadJob>) {
     let mut jobs: Vec<WriteJob> = Vec::with_capacity(batch.len());
     let mut reads: Vec<ReadJob> = Vec::new();
     for m in batch {
@@ -121,10 +175,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64) -> bool {
         }
     }
     let seq_before = *seq;
-    let mut outcome = run_jobs(conn, &mut jobs, seq, false);
+    let mut outcome = run_jobs(conn, &mut jobs, seq, cache, false);
     if matches!(outcome, Ran::Failed) {
         *seq = seq_before;
-        outcome = run_jobs(conn, &mut jobs, seq, true);
+        outcome = run_jobs(conn, &mut jobs, seq, cache, true);
     }
     let (committed, finishers) = match outcome {
         Ran::Ready(finishers, counts) => {
@@ -137,29 +191,24 @@ fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64) -> bool {
                 // The job is not run: it learns of the failure through its finisher.
                 fail_unrun(job, &e);
             }
-            reads.into_iter().for_each(|r| r(conn));
-            return false;
+            return (Committed { error: Some(e), finishers: Vec::new(), garbage: Garbage::default() }, reads);
         }
         // A batch that runs with savepoints does not fail as a whole.
         Ran::Failed => (Ok(()), Vec::new()),
     };
-    let err = match committed {
+    let error = match committed {
         Ok(()) => None,
         Err(e) => {
             if let Err(r) = exec(conn, "ROLLBACK") {
                 tracing::error!(error = %r, "sqlite rollback failed");
             }
             *seq = seq_before;
+            cache.clear();
             Some(Arc::new(e))
         }
     };
-    for f in finishers {
-        f(err.as_ref());
-    }
-    for r in reads {
-        r(conn);
-    }
-    err.is_none()
+    let garbage = Garbage { jobs, rows: std::mem::take(&mut cache.retired) };
+    (Committed { error, finishers, garbage }, reads)
 }
 
 /// How a run of a batch's jobs ended.
@@ -173,21 +222,25 @@ enum Ran {
 }
 
 /// Runs the jobs in one transaction, each in its own savepoint if `savepoints`.
-fn run_jobs(conn: &Connection, jobs: &mut [WriteJob], seq: &mut i64, savepoints: bool) -> Ran {
+fn run_jobs(conn: &Connection, jobs: &mut [WriteJob], seq: &mut i64, cache: &mut RowCache, savepoints: bool) -> Ran {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         return Ran::NotStarted(e);
     }
     let mut finishers: Vec<Finisher> = Vec::with_capacity(jobs.len());
-    let mut counts = Counts::new();
+    let mut counts = Counts::default();
     for job in jobs.iter_mut() {
         if savepoints && let Err(e) = exec(conn, "SAVEPOINT op") {
             // Its finisher is never made: its caller sees `Closed`, the cause is logged.
             tracing::error!(error = %e, "sqlite savepoint failed");
             continue;
         }
-        let mut ctx = WriteCtx { conn, seq, counts: Vec::new() };
+        let mut ctx = WriteCtx { conn, seq, counts: Vec::new(), cache };
         let (failed, finish) = job(&mut ctx);
         let counted = ctx.counts;
+        if failed {
+            // The cache may hold what is about to be rolled back.
+            cache.clear();
+        }
         if failed && !savepoints {
             drop(finish);
             if let Err(e) = exec(conn, "ROLLBACK") {

@@ -175,7 +175,8 @@ fn v1_to_v2(tx: &Transaction<'_>) -> Result<(), Error> {
                 _ if request.status.is_running() => Some((Arc::from(""), Timestamp::EPOCH)),
                 _ => None,
             };
-            row::insert_row(tx, &request, r.get(0)?, lease.as_ref())?;
+            let encoded = row::encode_with_lease(&request, lease)?;
+            row::insert_row(tx, &request, &encoded, r.get(0)?)?;
         }
     }
     tx.execute_batch(

@@ -6,7 +6,7 @@
 //! [`apply_transition`] sees the latest state. Every change of status is also recorded in the
 //! batch's counts (`status_counts`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use atmo_core::{
@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Error;
 use crate::row::{
-    Loaded, id_blob, id_from_blob, insert_row, load_for_claim, load_skeleton, read_skeleton, skeleton_columns,
-    update_row,
+    EncodedRow, Loaded, id_from_blob, insert_row, inserted_skeleton, load_for_claim, load_skeleton, read_skeleton,
+    skeleton_columns, update_row,
 };
 use crate::runtime::WriteCtx;
 
@@ -28,9 +28,14 @@ const TERMINAL: u8 = RequestStatus::Completed as u8;
 
 // ===== insert =====
 
-pub(crate) fn insert_many(ctx: &mut WriteCtx<'_>, requests: &[Request]) -> Result<Vec<InsertOutcome>, Error> {
+/// Inserts `requests`, encoded as `encoded` (one each, in order).
+pub(crate) fn insert_many(
+    ctx: &mut WriteCtx<'_>,
+    requests: &[Request],
+    encoded: &[EncodedRow],
+) -> Result<Vec<InsertOutcome>, Error> {
     let mut out = Vec::with_capacity(requests.len());
-    for r in requests {
+    for (r, e) in requests.iter().zip(encoded) {
         if let Some(key) = r.idempotency_key.as_deref() {
             let existing: Option<Vec<u8>> = ctx
                 .conn
@@ -42,19 +47,23 @@ pub(crate) fn insert_many(ctx: &mut WriteCtx<'_>, requests: &[Request]) -> Resul
                 continue;
             }
         }
-        let exists =
-            ctx.conn.prepare_cached("SELECT 1 FROM requests WHERE id = ?1")?.exists([id_blob(r.request_id)])?;
-        if exists {
-            // A client retrying a batch that did reach the store names the stored request.
-            out.push(InsertOutcome::Duplicate(r.request_id));
-            continue;
-        }
         let seq =
             if matches!(r.status, RequestStatus::Pending | RequestStatus::Scheduled) { ctx.next_seq() } else { 0 };
-        // A running request (an import) has no live worker here: an expired lease lets the
-        // rescuer return it.
-        let lease = r.status.is_running().then(|| (Arc::<str>::from(""), Timestamp::EPOCH));
-        insert_row(ctx.conn, r, seq, lease.as_ref())?;
+        let hot = match insert_row(ctx.conn, r, e, seq) {
+            Ok(hot) => hot,
+            // The id is taken (the primary key refused the row, which `OR FAIL` leaves
+            // unwritten): a client retrying a batch that did reach the store names the stored
+            // request. Asking the primary key first would cost a lookup per insert.
+            Err(Error::Sqlite(rusqlite::Error::SqliteFailure(err, _)))
+                if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                out.push(InsertOutcome::Duplicate(r.request_id));
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        let rowid = ctx.conn.last_insert_rowid();
+        ctx.cache.put(inserted_skeleton(r, rowid, seq, e.lease.clone(), hot), true);
         ctx.count(r.status, &r.task_id, 1);
         out.push(InsertOutcome::Inserted(r.request_id));
     }
@@ -93,15 +102,26 @@ pub(crate) fn claim(ctx: &mut WriteCtx<'_>, p: &ClaimParams) -> Result<Vec<Claim
     }
     let mut out = Vec::with_capacity(picked.len());
     for (_, _, rowid) in picked {
-        let Some(mut loaded) = load_for_claim(ctx.conn, rowid)? else { continue };
+        let mut loaded = match ctx.cache.take_row(rowid) {
+            Some(c) if c.claimable => {
+                #[cfg(debug_assertions)]
+                crate::row::check_cached(ctx.conn, &c.loaded, true)?;
+                c.loaded
+            }
+            _ => match load_for_claim(ctx.conn, rowid)? {
+                Some(l) => l,
+                None => continue,
+            },
+        };
         let from = loaded.row.request.status;
         if apply_claim(&mut loaded.row.request, &p.bank_id, p.now).is_err() {
             continue;
         }
         loaded.row.lease = Some((p.owner.clone(), p.lease_until));
-        update_row(ctx.conn, &loaded)?;
+        update_row(ctx.conn, &mut loaded)?;
         count_move(ctx, &loaded.row.request, from);
         out.push(Claimed::from(&loaded.row.request));
+        ctx.cache.put(loaded, true);
     }
     Ok(out)
 }
@@ -111,26 +131,38 @@ pub(crate) fn claim(ctx: &mut WriteCtx<'_>, p: &ClaimParams) -> Result<Vec<Claim
 pub(crate) fn apply(ctx: &mut WriteCtx<'_>, transitions: &[Transition]) -> Result<Vec<ApplyOutcome>, Error> {
     // A request with several transitions in the call (a start and its completion, reported
     // together) is loaded once and written once, with every change it went through.
-    let mut loaded: Vec<Loaded> = Vec::new();
-    let mut slot: HashMap<RequestId, usize> = HashMap::new();
+    // Each loaded row, and whether it came from the cache with a claim's fields.
+    let mut loaded: Vec<(Loaded, bool)> = Vec::new();
+    let mut slot: HashMap<RequestId, usize> = HashMap::default();
     let mut out = Vec::with_capacity(transitions.len());
     for t in transitions {
         let i = match slot.get(&t.id()) {
             Some(&i) => i,
             None => {
-                let Some(l) = load_skeleton(ctx.conn, t.id())? else {
-                    out.push(Err(TransitionRejected::NotFound));
-                    continue;
+                let l = match ctx.cache.take_id(t.id()) {
+                    Some(c) => {
+                        #[cfg(debug_assertions)]
+                        crate::row::check_cached(ctx.conn, &c.loaded, c.claimable)?;
+                        (c.loaded, c.claimable)
+                    }
+                    None => match load_skeleton(ctx.conn, t.id())? {
+                        Some(l) => (l, false),
+                        None => {
+                            out.push(Err(TransitionRejected::NotFound));
+                            continue;
+                        }
+                    },
                 };
                 loaded.push(l);
                 slot.insert(t.id(), loaded.len() - 1);
                 loaded.len() - 1
             }
         };
-        out.push(transition(ctx, &mut loaded[i], t)?);
+        out.push(transition(ctx, &mut loaded[i].0, t)?);
     }
-    for l in &loaded {
-        update_row(ctx.conn, l)?;
+    for (mut l, claimable) in loaded {
+        update_row(ctx.conn, &mut l)?;
+        ctx.cache.put(l, claimable);
     }
     Ok(out)
 }
@@ -173,10 +205,12 @@ fn transition(ctx: &mut WriteCtx<'_>, loaded: &mut Loaded, t: &Transition) -> Re
 }
 
 /// Applies one transition to a loaded skeleton and writes the row.
+/// The row was read from the file, so whatever the cache held of it is dropped.
 fn apply_loaded(ctx: &mut WriteCtx<'_>, mut loaded: Loaded, t: &Transition) -> Result<ApplyOutcome, Error> {
+    ctx.cache.forget(loaded.rowid);
     let outcome = transition(ctx, &mut loaded, t)?;
     if outcome.is_ok() {
-        update_row(ctx.conn, &loaded)?;
+        update_row(ctx.conn, &mut loaded)?;
     }
     Ok(outcome)
 }
@@ -220,6 +254,8 @@ pub(crate) fn heartbeat(ctx: &mut WriteCtx<'_>, owner: &str, until: Timestamp) -
         "UPDATE requests SET lease_until = ?1
          WHERE lease_until IS NOT NULL AND lease_owner = ?2 AND status IN {RUNNING}"
     );
+    // The cache holds the leases as they were.
+    ctx.cache.clear();
     Ok(ctx.conn.prepare_cached(&sql)?.execute(params![until.as_micros(), owner])?)
 }
 
@@ -320,6 +356,7 @@ pub(crate) fn delete_finished(ctx: &mut WriteCtx<'_>, p: &RetentionParams) -> Re
     drop(stmt);
     let mut del = ctx.conn.prepare_cached("DELETE FROM requests WHERE rowid = ?1")?;
     for (rowid, status, task) in &doomed {
+        ctx.cache.forget(*rowid);
         del.execute([rowid])?;
         ctx.count(*status, task, -1);
     }

@@ -33,6 +33,8 @@ pub(crate) struct Setup {
     pub(crate) bank_capacity: usize,
     /// Keep every finished request (no age or count limit), as the memory scenario needs.
     pub(crate) retain_all: bool,
+    /// Register the benchmark's tasks without a bank: submissions stay pending (intake only).
+    pub(crate) intake_only: bool,
 }
 
 /// Starts a manager with the benchmark's bank.
@@ -56,6 +58,10 @@ pub(crate) async fn start_on(setup: Setup, store: Option<Arc<dyn Store>>) -> any
         builder = builder.configure(|b| b.retention(None, None));
     }
     let manager = builder.start().await.context("cannot start the engine")?;
+    if setup.intake_only {
+        manager.register_manifest(manifest()?);
+        return Ok(manager);
+    }
     manager
         .initialize_worker_bank(
             BankSpec::new("bench", manifest()?).workers(WORKERS).capacity(setup.bank_capacity).handlers(handlers()),
@@ -135,7 +141,9 @@ pub(crate) async fn latency_times(
 /// # Errors
 /// When shutdown fails.
 pub(crate) async fn stop(manager: WorkerManager) -> anyhow::Result<()> {
-    manager.shutdown(Duration::from_secs(10)).await.context("engine shutdown failed")
+    // Without a bank (intake only) nothing would drain what is pending.
+    let drain = if manager.banks().is_empty() { Duration::ZERO } else { Duration::from_secs(10) };
+    manager.shutdown(drain).await.context("engine shutdown failed")
 }
 
 /// Runs `total` requests in batches of `batch` through `submit_many_and_wait`, from
