@@ -98,8 +98,8 @@ impl SqliteStore {
         // With `Full`, the sync thread makes commits durable (see `sync.rs`); SQLite itself
         // syncs around checkpoints, which keeps the file consistent.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(Error::from)?;
-        // Checkpoints run on a thread of their own (see `sync.rs`); the writer's automatic
-        // checkpoint stays as a backstop for when they fall behind.
+        // Checkpoints run mostly on a thread of their own; the writer's automatic checkpoint
+        // finishes them (see `sync.rs`).
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(Error::from)?;
         let checkpointer = Connection::open(path).map_err(Error::from)?;
         configure(&checkpointer, &options)?;

@@ -152,15 +152,22 @@ pub(crate) fn fsync_error(e: &io::Error) -> rusqlite::Error {
 /// page once however often it changed.
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// WAL pages past which the writer checkpoints by itself, as SQLite's automatic checkpoint
-/// does (64 MiB of 4 KiB pages): only if the background checkpoints fall behind.
-pub(crate) const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// WAL frames after which the writer checkpoints by itself (SQLite's automatic checkpoint,
+/// 16 MiB of 4 KiB pages); see [`run_checkpointer`].
+pub(crate) const WRITER_CHECKPOINT_PAGES: i64 = 4_096;
 
 /// The checkpoint thread's loop: after commits (the writer signals each), copies the WAL into
 /// the database file with a passive checkpoint on a connection of its own, so the writer
-/// neither copies pages nor waits for the syncs around a checkpoint. Passive checkpoints never
-/// block the writer or the readers; the writer reuses the WAL from its start once one has
-/// copied everything.
+/// neither copies most pages nor waits for the syncs around those copies.
+///
+/// Passive checkpoints never block the writer or the readers, but under a steady stream of
+/// commits they never catch up completely, and SQLite reuses the WAL from its start only after
+/// a checkpoint has copied everything. That last step is the writer's own automatic
+/// checkpoint, every [`WRITER_CHECKPOINT_PAGES`]: between two of its transactions nothing is
+/// appended, so it completes, and it copies only the frames this thread has not copied yet.
+/// The WAL file thus stays one size, and its fsyncs do not also commit a growing file's
+/// metadata. (A `RESTART` checkpoint from this thread would have to wait for the write lock,
+/// which a busy writer takes back between every two batches.)
 pub(crate) fn run_checkpointer(conn: rusqlite::Connection, rx: Receiver<()>) {
     'signals: while rx.recv().is_ok() {
         let until = std::time::Instant::now() + CHECKPOINT_PAUSE;
