@@ -273,3 +273,26 @@ async fn a_failing_operation_leaves_its_batch_intact() {
     assert_eq!(page.total, 60);
     assert_eq!(page.requests.len(), 50);
 }
+
+/// Commits are copied into the database file in the background (the checkpoint thread), long
+/// before the WAL reaches the size at which the writer would checkpoint by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_reach_the_database_file_in_the_background() {
+    let t = TempStore::new();
+    let before = std::fs::metadata(t.path()).unwrap().len();
+    for _ in 0..10 {
+        let batch: Vec<Request> = (0..200).map(|_| request("bg").build()).collect();
+        t.insert_many(batch).await.unwrap();
+    }
+    let mut grown = 0;
+    for _ in 0..100 {
+        grown = std::fs::metadata(t.path()).unwrap().len();
+        if grown > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(grown > before, "the database file stayed at {before} bytes: nothing was checkpointed");
+    // The requests are all there, read through the WAL or the file alike.
+    assert_eq!(t.query(RequestQuery::new().task("bg")).await.unwrap().total, 2000);
+}
