@@ -28,7 +28,8 @@ pub(crate) struct Cached {
 /// Live rows by row id, and row ids by request id.
 #[derive(Default)]
 pub(crate) struct RowCache {
-    rows: HashMap<i64, Cached>,
+    /// Boxed: a skeleton is large, and the map moves its values as it grows.
+    rows: HashMap<i64, Box<Cached>>,
     ids: HashMap<RequestId, i64>,
     /// Rows that left the cache in the current batch, to be freed off the writer thread.
     pub(crate) retired: Vec<Loaded>,
@@ -36,14 +37,14 @@ pub(crate) struct RowCache {
 
 impl RowCache {
     /// Takes the row `rowid` out of the cache.
-    pub(crate) fn take_row(&mut self, rowid: i64) -> Option<Cached> {
+    pub(crate) fn take_row(&mut self, rowid: i64) -> Option<Box<Cached>> {
         let c = self.rows.remove(&rowid)?;
         self.ids.remove(&c.loaded.row.request.request_id);
         Some(c)
     }
 
     /// Takes the row of request `id` out of the cache.
-    pub(crate) fn take_id(&mut self, id: RequestId) -> Option<Cached> {
+    pub(crate) fn take_id(&mut self, id: RequestId) -> Option<Box<Cached>> {
         let rowid = self.ids.remove(&id)?;
         self.rows.remove(&rowid)
     }
@@ -56,7 +57,7 @@ impl RowCache {
             return;
         }
         self.ids.insert(loaded.row.request.request_id, loaded.rowid);
-        self.rows.insert(loaded.rowid, Cached { loaded, claimable });
+        self.rows.insert(loaded.rowid, Box::new(Cached { loaded, claimable }));
     }
 
     /// Drops row `rowid`, which is being written without the cache.
