@@ -13,7 +13,11 @@
 //!   (the batch is then run again with a savepoint per call).
 //! - A **sync** thread makes commits durable: it fsyncs the WAL and only then answers the
 //!   calls of the batches committed before the fsync, while the writer goes on with the next
-//!   batch. One fsync covers however many batches the disk's latency lets through.
+//!   batch. One fsync covers however many batches the disk's latency lets through. A
+//!   **checkpoint** thread copies the WAL into the database file in the background.
+//! - The writer keeps the rows of live requests in a cache (`cache.rs`), so a claim or a
+//!   transition does not read the row it is about to write; debug builds check every cached
+//!   row against the file.
 //! - **Readers** (see [`SqliteOptions::readers`]) answer `get`, `query`, `metrics` and
 //!   `next_scheduled` on their own connections; WAL mode lets them read while the writer
 //!   writes.
