@@ -86,9 +86,57 @@ pub(crate) enum Replies {
     /// Straight to the callers, after `COMMIT` (SQLite synced inside it, or durability was
     /// not asked for).
     Direct,
-    /// Through the sync thread, which replies after an fsync of the WAL (see `sync.rs`).
-    AfterSync(Sender<Committed>, Arc<SyncState>),
+    /// Through the sync thread, which replies after an fsync of the WAL (see `sync.rs`) and
+    /// signals the end of each fsync on the receiver.
+    AfterSync(Sender<Committed>, Arc<SyncState>, Receiver<()>),
 }
+
+/// Lets work that arrives while the sync thread is in an fsync join the open transaction:
+/// that work's commit could not be synced before the fsync ends anyway, and one commit of many
+/// operations writes each page once instead of once per commit.
+struct Joiner<'a> {
+    rx: &'a Receiver<Msg>,
+    synced: &'a Receiver<()>,
+    state: &'a SyncState,
+    max: usize,
+    /// Reads that arrived meanwhile (only stores without readers send any).
+    reads: Vec<ReadJob>,
+    /// The longest a batch waits for an fsync to end.
+    deadline: std::time::Instant,
+}
+
+impl Joiner<'_> {
+    /// More work for the open transaction, waiting for it while an fsync is under way; `None`
+    /// once the fsync is over, the batch is full or the writer is closing.
+    fn more(&mut self, have: usize) -> Option<Vec<WriteJob>> {
+        while have < self.max && self.state.syncing.load(Ordering::Acquire) {
+            let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+            crossbeam_channel::select! {
+                recv(self.rx) -> m => match m {
+                    Ok(Msg::Write(job)) => {
+                        let mut more = vec![job];
+                        while have + more.len() < self.max {
+                            match self.rx.try_recv() {
+                                Ok(Msg::Write(job)) => more.push(job),
+                                Ok(Msg::Read(r)) => self.reads.push(r),
+                                Err(_) => break,
+                            }
+                        }
+                        return Some(more);
+                    }
+                    Ok(Msg::Read(r)) => self.reads.push(r),
+                    Err(_) => return None,
+                },
+                recv(self.synced) -> _ => return None,
+                default(left) => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The longest a batch keeps its transaction open for work to join it (see [`Joiner`]).
+const MAX_JOIN_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The writer thread's loop: waits for work, then takes everything already waiting (up to
 /// `max_batch`) and runs it in one transaction, replying only after `COMMIT` (and, with
@@ -112,13 +160,29 @@ pub(crate) fn run_writer(
                 Err(_) => break,
             }
         }
-        if let Replies::AfterSync(_, state) = &replies
-            && state.failed.load(Ordering::Acquire)
-        {
-            refuse(batch, &mut conn);
-            continue;
+        let mut joiner = match &replies {
+            Replies::AfterSync(_, state, synced) => {
+                if state.failed.load(Ordering::Acquire) {
+                    refuse(batch, &mut conn);
+                    continue;
+                }
+                // Signals of fsyncs that ended before this batch began.
+                while synced.try_recv().is_ok() {}
+                Some(Joiner {
+                    rx: &rx,
+                    synced,
+                    state,
+                    max: max_batch.max(1),
+                    reads: Vec::new(),
+                    deadline: std::time::Instant::now() + MAX_JOIN_WAIT,
+                })
+            }
+            Replies::Direct => None,
+        };
+        let (done, mut reads) = run_batch(&mut conn, batch, &mut seq, &mut cache, joiner.as_mut());
+        if let Some(j) = joiner {
+            reads.extend(j.reads);
         }
-        let (done, reads) = run_batch(&mut conn, batch, &mut seq, &mut cache);
         if done.error.is_none() {
             commits.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = &checkpoint {
@@ -127,7 +191,7 @@ pub(crate) fn run_writer(
             }
         }
         match &replies {
-            Replies::AfterSync(tx, _) => {
+            Replies::AfterSync(tx, _, _) => {
                 if let Err(crossbeam_channel::SendError(done)) = tx.send(done) {
                     // The sync thread is gone (it never stops first): nothing is known durable.
                     let e = Arc::new(crate::sync::fsync_error(&std::io::Error::other("the sync thread stopped")));
@@ -165,7 +229,13 @@ fn refuse(batch: Vec<Msg>, conn: &mut Connection) {
 /// savepoint, so the failed one leaves no trace and the rest still commit. (A savepoint for
 /// every operation, every time, would copy each page an operation first touches into its undo
 /// log: most of the cost of a small operation.)
-fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64, cache: &mut RowCache) -> (Committed, Vec<ReadJob>) {
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Msg>,
+    seq: &mut i64,
+    cache: &mut RowCache,
+    join: Option<&mut Joiner<'_>>,
+) -> (Committed, Vec<ReadJob>) {
     let mut jobs: Vec<WriteJob> = Vec::with_capacity(batch.len());
     let mut reads: Vec<ReadJob> = Vec::new();
     for m in batch {
@@ -175,10 +245,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Msg>, seq: &mut i64, cache: &mut 
         }
     }
     let seq_before = *seq;
-    let mut outcome = run_jobs(conn, &mut jobs, seq, cache, false);
+    let mut outcome = run_jobs(conn, &mut jobs, seq, cache, false, join);
     if matches!(outcome, Ran::Failed) {
         *seq = seq_before;
-        outcome = run_jobs(conn, &mut jobs, seq, cache, true);
+        outcome = run_jobs(conn, &mut jobs, seq, cache, true, None);
     }
     let (committed, finishers) = match outcome {
         Ran::Ready(finishers, counts) => {
@@ -221,14 +291,31 @@ enum Ran {
     Ready(Vec<Finisher>, Counts),
 }
 
-/// Runs the jobs in one transaction, each in its own savepoint if `savepoints`.
-fn run_jobs(conn: &Connection, jobs: &mut [WriteJob], seq: &mut i64, cache: &mut RowCache, savepoints: bool) -> Ran {
+/// Runs the jobs in one transaction, each in its own savepoint if `savepoints`; with `join`,
+/// jobs that arrive meanwhile are added to `jobs` and run too (see [`Joiner`]).
+fn run_jobs(
+    conn: &Connection,
+    jobs: &mut Vec<WriteJob>,
+    seq: &mut i64,
+    cache: &mut RowCache,
+    savepoints: bool,
+    mut join: Option<&mut Joiner<'_>>,
+) -> Ran {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         return Ran::NotStarted(e);
     }
     let mut finishers: Vec<Finisher> = Vec::with_capacity(jobs.len());
     let mut counts = Counts::default();
-    for job in jobs.iter_mut() {
+    let mut next = 0;
+    loop {
+        if next == jobs.len() {
+            match join.as_mut().and_then(|j| j.more(jobs.len())) {
+                Some(more) => jobs.extend(more),
+                None => break,
+            }
+        }
+        let job = &mut jobs[next];
+        next += 1;
         if savepoints && let Err(e) = exec(conn, "SAVEPOINT op") {
             // Its finisher is never made: its caller sees `Closed`, the cause is logged.
             tracing::error!(error = %e, "sqlite savepoint failed");

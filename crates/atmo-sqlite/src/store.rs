@@ -191,9 +191,10 @@ impl SqliteStore {
             Some(wal) => {
                 let state = Arc::new(SyncState::new());
                 let (stx, srx) = crossbeam_channel::unbounded();
+                let (done_tx, done_rx) = crossbeam_channel::bounded(1);
                 let s = state.clone();
-                threads.push(spawn("atmo-sqlite-sync", move || run_syncer(wal, srx, s))?);
-                (Replies::AfterSync(stx, state.clone()), Some(state))
+                threads.push(spawn("atmo-sqlite-sync", move || run_syncer(wal, srx, s, done_tx))?);
+                (Replies::AfterSync(stx, state.clone(), done_rx), Some(state))
             }
             None => (Replies::Direct, None),
         };

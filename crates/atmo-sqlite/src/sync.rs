@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::row::Loaded;
 use crate::runtime::{Finisher, WriteJob};
@@ -106,23 +106,30 @@ pub(crate) struct SyncState {
     pub(crate) failed: AtomicBool,
     /// Completed fsyncs of the WAL.
     pub(crate) syncs: AtomicU64,
+    /// Whether an fsync is under way (the writer keeps its transaction open meanwhile).
+    pub(crate) syncing: AtomicBool,
 }
 
 impl SyncState {
     pub(crate) fn new() -> Self {
-        SyncState { failed: AtomicBool::new(false), syncs: AtomicU64::new(0) }
+        SyncState { failed: AtomicBool::new(false), syncs: AtomicU64::new(0), syncing: AtomicBool::new(false) }
     }
 }
 
 /// The sync thread's loop: takes every batch waiting, syncs the WAL once, replies to all of
-/// them in commit order.
-pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncState>) {
+/// them in commit order. The end of each fsync is signalled on `done` (the writer commits its
+/// open batch then).
+pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncState>, done: Sender<()>) {
     let mut failure: Option<Arc<rusqlite::Error>> = None;
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
         if failure.is_none() && waiting.iter().any(|c| c.error.is_none()) {
-            match wal.sync() {
+            state.syncing.store(true, Ordering::Release);
+            let synced = wal.sync();
+            state.syncing.store(false, Ordering::Release);
+            let _ = done.try_send(());
+            match synced {
                 Ok(()) => {
                     state.syncs.fetch_add(1, Ordering::Relaxed);
                 }
@@ -211,7 +218,7 @@ mod tests {
         tx.send(batch(&answers)).unwrap();
         tx.send(batch(&answers)).unwrap();
         drop(tx);
-        run_syncer(Wal::of(&dir.path().join("a.db")), rx, state.clone());
+        run_syncer(Wal::of(&dir.path().join("a.db")), rx, state.clone(), crossbeam_channel::bounded(1).0);
         assert_eq!(*answers.lock().unwrap(), vec![None, None]);
         // Both batches were waiting: one fsync answered them.
         assert_eq!(state.syncs.load(Ordering::Relaxed), 1);
@@ -227,7 +234,7 @@ mod tests {
         let answers = Arc::new(Mutex::new(Vec::new()));
         tx.send(batch(&answers)).unwrap();
         drop(tx);
-        run_syncer(Wal::of(&dir.path().join("missing.db")), rx, state.clone());
+        run_syncer(Wal::of(&dir.path().join("missing.db")), rx, state.clone(), crossbeam_channel::bounded(1).0);
         let answers = answers.lock().unwrap();
         let error = answers[0].as_deref().expect("the caller is told of the failure");
         assert!(error.contains("fsync of the write-ahead log failed"), "{error}");
