@@ -550,11 +550,16 @@ impl RequestManager {
             batch.fill_index(i, r);
         }
         let results = batch.wait().await;
-        if let Some(missing) = results.iter().zip(&ids).find_map(|(r, id)| r.is_none().then_some(*id)) {
-            return Err(Error::NotFound(missing));
+        // Collected into an exact allocation: a flattening `collect` cannot know the count and
+        // would copy the results at every doubling.
+        let mut out = Vec::with_capacity(results.len());
+        for (r, id) in results.into_iter().zip(&ids) {
+            match r {
+                Some(r) => out.push(r),
+                None => return Err(Error::NotFound(*id)),
+            }
         }
-        // Every slot is filled: the results move out without a per-result check.
-        Ok(results.into_iter().flatten().collect())
+        Ok(out)
     }
 
     /// Processes pending requests with the reducer (test mode).

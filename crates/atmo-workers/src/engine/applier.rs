@@ -13,8 +13,9 @@ use atmo_core::{
 };
 use tokio::sync::mpsc;
 
-use super::Inner;
 use super::executor::{Outcome, WorkerMsg};
+use super::running::RunningEntry;
+use super::{CommitScratch, Inner, trim_scratch};
 
 type Deadlines = BTreeSet<(Timestamp, u128, u32)>;
 
@@ -40,6 +41,7 @@ const HARVEST_AFTER: Duration = Duration::from_millis(1);
 pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
     let mut buf = Vec::with_capacity(4096);
     let mut deadlines = Deadlines::new();
+    let mut scratch = Scratch::default();
     loop {
         let next = deadlines.first().map(|d| d.0);
         let sleep = async {
@@ -64,7 +66,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 }
                 // The buffer is drained, not replaced: a fresh one per batch would be a large
                 // allocation every time.
-                process(&inner, buf.drain(..), &mut deadlines).await;
+                process(&inner, buf.drain(..), &mut deadlines, &mut scratch).await;
             }
             () = sleep => fire_timeouts(&inner, &mut deadlines).await,
             () = harvest => harvest_starts(&inner, &mut deadlines).await,
@@ -73,7 +75,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
                 while let Ok(msg) = rx.try_recv() {
                     buf.push(msg);
                 }
-                process(&inner, buf.drain(..), &mut deadlines).await;
+                process(&inner, buf.drain(..), &mut deadlines, &mut scratch).await;
                 break;
             }
         }
@@ -103,14 +105,35 @@ fn decide(
     }
 }
 
-async fn process(inner: &Arc<Inner>, batch: std::vec::Drain<'_, WorkerMsg>, deadlines: &mut Deadlines) {
+/// The buffers of [`process`], reused from one batch to the next (see [`Inner::commit_drain`]).
+#[derive(Default)]
+struct Scratch {
+    transitions: Vec<Transition>,
+    metas: Vec<Meta>,
+    finishes: Vec<(RequestId, u32, RunningEntry)>,
+    ids: Vec<RequestId>,
+    commit: CommitScratch,
+}
+
+impl Scratch {
+    fn trim(&mut self) {
+        trim_scratch(&mut self.transitions);
+        trim_scratch(&mut self.metas);
+        trim_scratch(&mut self.finishes);
+        trim_scratch(&mut self.ids);
+    }
+}
+
+async fn process(
+    inner: &Arc<Inner>,
+    batch: std::vec::Drain<'_, WorkerMsg>,
+    deadlines: &mut Deadlines,
+    scratch: &mut Scratch,
+) {
     if batch.len() == 0 {
         return;
     }
-    // A fast job's finish brings its start along: up to two transitions per message.
-    let mut transitions = Vec::with_capacity(batch.len() * 2);
-    let mut metas = Vec::with_capacity(batch.len() * 2);
-    let mut finishes: Vec<(RequestId, u32, super::running::RunningEntry)> = Vec::with_capacity(batch.len());
+    let Scratch { transitions, metas, finishes, ids, commit } = scratch;
     let banks = inner.banks.read().clone();
     // One reading per batch: the batch is applied at once, so its changes share a timestamp.
     let now = inner.clock.now();
@@ -203,11 +226,11 @@ async fn process(inner: &Arc<Inner>, batch: std::vec::Drain<'_, WorkerMsg>, dead
             }
         }
     }
-    let ids: Vec<RequestId> = transitions.iter().map(Transition::id).collect();
-    let outcomes = commit_until_stored(inner, transitions).await;
+    ids.extend(transitions.iter().map(Transition::id));
+    let outcomes = commit_drain_until_stored(inner, transitions, commit).await;
     // The banks' figures move once per batch, not once per request.
     let mut tallies = vec![Tally::default(); banks.len()];
-    for ((outcome, meta), id) in outcomes.into_iter().zip(metas).zip(ids) {
+    for ((outcome, meta), id) in outcomes.into_iter().zip(metas.drain(..)).zip(ids.drain(..)) {
         match (outcome, meta) {
             (Ok(applied), Meta::Start { at }) => {
                 inner.running.with(id, |e| {
@@ -235,7 +258,7 @@ async fn process(inner: &Arc<Inner>, batch: std::vec::Drain<'_, WorkerMsg>, dead
     }
     // Whatever happened in the store, a finished attempt no longer holds its worker's slot.
     let freed = !finishes.is_empty();
-    for (id, attempt, entry) in finishes {
+    for (id, attempt, entry) in finishes.drain(..) {
         if let Some(d) = entry.deadline {
             deadlines.remove(&(d, id.as_u128(), attempt));
         }
@@ -252,12 +275,32 @@ async fn process(inner: &Arc<Inner>, batch: std::vec::Drain<'_, WorkerMsg>, dead
     if freed {
         inner.dispatch_wake.notify_one();
     }
+    scratch.trim();
 }
 
 /// Commits worker outcomes, retrying with backoff while the store fails (a full disk, an I/O
 /// error): what workers reported is never dropped, and this node's leases, which the lease
 /// keeper keeps extending, would otherwise hold the requests forever. Meanwhile new reports
 /// wait in the channel.
+async fn commit_drain_until_stored(
+    inner: &Arc<Inner>,
+    transitions: &mut Vec<Transition>,
+    scratch: &mut CommitScratch,
+) -> Vec<atmo_core::ApplyOutcome> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match inner.commit_drain(transitions, scratch).await {
+            Ok(o) => return o,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store failed while applying worker outcomes");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// [`commit_drain_until_stored`] for the rarer batches (harvested starts, timeouts).
 async fn commit_until_stored(inner: &Arc<Inner>, transitions: Vec<Transition>) -> Vec<atmo_core::ApplyOutcome> {
     let mut delay = Duration::from_millis(50);
     let mut transitions = transitions;

@@ -30,10 +30,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             () = retry => {}
             () = inner.shutdown.cancelled() => break,
         }
-        let _guard = inner.dispatch_lock.lock().await;
+        let mut scratch = inner.dispatch_lock.lock().await;
         // Keep going while rounds make progress: more may be waiting than one claim takes.
         loop {
-            let (claimed, failed) = round(&inner).await;
+            let (claimed, failed) = round(&inner, &mut scratch).await;
             store_failed = failed;
             if claimed == 0 || inner.shutdown.is_cancelled() {
                 break;
@@ -47,14 +47,29 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 /// `false` when a round is already running (the caller then wakes the dispatcher, which will
 /// look again).
 pub(crate) async fn try_dispatch_now(inner: &Arc<Inner>) -> bool {
-    let Ok(_guard) = inner.dispatch_lock.try_lock() else { return false };
+    let Ok(mut scratch) = inner.dispatch_lock.try_lock() else { return false };
     // After a failed claim, let the dispatcher task (which retries) take over.
-    !round(inner).await.1
+    !round(inner, &mut scratch).await.1
+}
+
+/// The buffers of a dispatch round, reused from one round to the next (see
+/// [`Inner::commit_drain`](super::Inner::commit_drain) for why).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    running: Vec<(atmo_core::RequestId, RunningEntry)>,
+    jobs: Vec<Job>,
+}
+
+impl Scratch {
+    fn trim(&mut self) {
+        super::trim_scratch(&mut self.running);
+        super::trim_scratch(&mut self.jobs);
+    }
 }
 
 /// One pass over the banks; returns how many requests were dispatched and whether a claim
 /// failed.
-async fn round(inner: &Arc<Inner>) -> (usize, bool) {
+async fn round(inner: &Arc<Inner>, scratch: &mut Scratch) -> (usize, bool) {
     if !inner.dispatching.load(Ordering::Acquire) {
         return (0, false);
     }
@@ -98,8 +113,9 @@ async fn round(inner: &Arc<Inner>) -> (usize, bool) {
         let registry = inner.registry.read();
         // One allocation for the batch's tokens, and one lock of each running-table shard.
         let tokens = CancellationToken::group(claimed.len());
-        let mut running = Vec::with_capacity(claimed.len());
-        let mut jobs = Vec::with_capacity(claimed.len());
+        let Scratch { running, jobs } = &mut *scratch;
+        running.reserve(claimed.len());
+        jobs.reserve(claimed.len());
         // Claims are usually of one task: look its entry up once, not per request.
         let mut last: Option<(&Arc<str>, Option<&Arc<super::TaskEntry>>)> = None;
         for (req, token) in claimed.into_iter().zip(tokens) {
@@ -159,6 +175,7 @@ async fn round(inner: &Arc<Inner>) -> (usize, bool) {
         drop(registry);
         drop(gate);
         bank.executor.dispatch_many(jobs);
+        scratch.trim();
         inner.applier_wake.notify_one();
     }
     (total, failed)

@@ -162,10 +162,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     /// Hands a job to worker `job.worker`. Must not block.
     fn dispatch(&self, job: Job);
 
-    /// Hands over the jobs of one dispatch round, in order. Executors that can pass many jobs
-    /// to a worker at once (one queue operation, one wake-up) override this.
-    fn dispatch_many(&self, jobs: Vec<Job>) {
-        for job in jobs {
+    /// Hands over the jobs of one dispatch round, in order, draining `jobs` (whose buffer the
+    /// caller reuses). Executors that can pass many jobs to a worker at once (one queue
+    /// operation, one wake-up) override this.
+    fn dispatch_many(&self, jobs: &mut Vec<Job>) {
+        for job in jobs.drain(..) {
             self.dispatch(job);
         }
     }

@@ -111,8 +111,9 @@ pub(crate) struct Inner {
     pub(crate) accepting: AtomicBool,
     pub(crate) dispatching: AtomicBool,
     pub(crate) dispatch_wake: Notify,
-    /// One dispatch round at a time, whether the dispatcher task or a submitter runs it.
-    pub(crate) dispatch_lock: tokio::sync::Mutex<()>,
+    /// One dispatch round at a time, whether the dispatcher task or a submitter runs it; the
+    /// round's buffers live under it.
+    pub(crate) dispatch_lock: tokio::sync::Mutex<dispatcher::Scratch>,
     /// Orders submission events before assignment events when someone listens.
     pub(crate) events_gate: tokio::sync::RwLock<()>,
     /// Wakes the applier when work was dispatched (it then watches for long-running starts).
@@ -135,6 +136,32 @@ impl std::fmt::Debug for Inner {
             .field("store", &self.store.kind())
             .field("node_id", &self.node_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Buffers that [`Inner::commit_drain`] reuses from one batch to the next.
+#[derive(Debug, Default)]
+pub(crate) struct CommitScratch {
+    finished: Vec<(RequestId, RequestResult)>,
+    waiters: waiters::Scratch,
+}
+
+/// Reused buffers keep at most this many elements' room, so one huge batch does not hold its
+/// memory for the engine's lifetime.
+pub(crate) const SCRATCH_KEEP: usize = 16 * 1024;
+
+/// Empties `v`, giving its memory back if it grew beyond [`SCRATCH_KEEP`] elements.
+pub(crate) fn trim_scratch<T>(v: &mut Vec<T>) {
+    v.clear();
+    if v.capacity() > SCRATCH_KEEP {
+        *v = Vec::new();
+    }
+}
+
+impl CommitScratch {
+    fn trim(&mut self) {
+        trim_scratch(&mut self.finished);
+        self.waiters.trim();
     }
 }
 
@@ -162,7 +189,7 @@ impl Inner {
             accepting: AtomicBool::new(true),
             dispatching: AtomicBool::new(true),
             dispatch_wake: Notify::new(),
-            dispatch_lock: tokio::sync::Mutex::new(()),
+            dispatch_lock: tokio::sync::Mutex::new(dispatcher::Scratch::default()),
             events_gate: tokio::sync::RwLock::new(()),
             applier_wake: Notify::new(),
             schedule_wake: Notify::new(),
@@ -194,24 +221,38 @@ impl Inner {
     /// that retries them need not keep a copy of its own.
     pub(crate) async fn commit_or_return(
         &self,
-        transitions: Vec<Transition>,
+        mut transitions: Vec<Transition>,
     ) -> Result<Vec<ApplyOutcome>, (atmo_core::StoreError, Vec<Transition>)> {
+        match self.commit_drain(&mut transitions, &mut CommitScratch::default()).await {
+            Ok(o) => Ok(o),
+            Err(e) => Err((e, transitions)),
+        }
+    }
+
+    /// [`Inner::commit`] for a caller that commits batch after batch: the transitions are
+    /// drained from `transitions` (left as they were on a store error) and the buffers are
+    /// reused, so a batch allocates no large vectors of its own. Large short-lived vectors are
+    /// what the system allocator handles worst (fresh pages, and a consolidation of its free
+    /// lists on every release).
+    pub(crate) async fn commit_drain(
+        &self,
+        transitions: &mut Vec<Transition>,
+        scratch: &mut CommitScratch,
+    ) -> Result<Vec<ApplyOutcome>, atmo_core::StoreError> {
         if transitions.is_empty() {
             return Ok(Vec::new());
         }
         // The store only reads the transitions: what took effect is published from them after.
-        let outcomes = match self.store.apply_borrowed(&transitions).await {
-            Ok(o) => o,
-            Err(e) => return Err((e, transitions)),
-        };
-        let mut finished = Vec::with_capacity(if self.waiters.any() { outcomes.len() } else { 0 });
+        let outcomes = self.store.apply_borrowed(transitions).await?;
+        let finished = &mut scratch.finished;
+        finished.clear();
         let mut wake_dispatch = false;
         let mut wake_schedule = false;
         let mut terminal = 0usize;
         let events_on = self.events.active();
         // Results are built only when someone waits for them.
         let waited = self.waiters.any();
-        for (t, outcome) in transitions.into_iter().zip(&outcomes) {
+        for (t, outcome) in transitions.drain(..).zip(&outcomes) {
             let Ok(applied) = outcome else { continue };
             let at = t.at();
             let change = t.into_change();
@@ -335,7 +376,8 @@ impl Inner {
         if terminal > 0 {
             let _ = self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(terminal)));
         }
-        self.waiters.complete_many(finished);
+        self.waiters.complete_many(finished, &mut scratch.waiters);
+        scratch.trim();
         if wake_dispatch {
             self.dispatch_wake.notify_one();
         }

@@ -47,17 +47,17 @@ impl RunningTable {
         self.shard(id).lock().insert(id.as_u128(), entry);
     }
 
-    /// Inserts many entries, taking each shard's lock once.
-    pub(crate) fn insert_many(&self, entries: Vec<(RequestId, RunningEntry)>) {
+    /// Inserts many entries (drained from `entries`), taking each shard's lock once.
+    pub(crate) fn insert_many(&self, entries: &mut Vec<(RequestId, RunningEntry)>) {
         if entries.len() < SHARDS {
-            for (id, entry) in entries {
+            for (id, entry) in entries.drain(..) {
                 self.insert(id, entry);
             }
             return;
         }
         // Every other user takes one shard at a time, so holding all of them cannot deadlock.
         let mut shards = self.shards.each_ref().map(|s| s.lock());
-        for (id, entry) in entries {
+        for (id, entry) in entries.drain(..) {
             if let Some(shard) = shards.get_mut(Self::shard_index(id)) {
                 shard.insert(id.as_u128(), entry);
             }

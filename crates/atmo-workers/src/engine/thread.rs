@@ -255,20 +255,39 @@ impl Executor for ThreadExecutor {
         }
     }
 
-    fn dispatch_many(&self, jobs: Vec<Job>) {
+    fn dispatch_many(&self, jobs: &mut Vec<Job>) {
         // One batch per worker thread; anything else (async handlers, unknown tasks, no
         // threads) takes the one-by-one path.
-        let mut batches: Vec<Batch> = Vec::new();
-        batches.resize_with(self.queues.len(), Vec::new);
-        for job in jobs {
-            match self.env.handlers.get(&*job.task_id) {
-                Some(Handler::Sync(_)) if !self.queues.is_empty() => {
-                    let worker = if job.worker < self.queues.len() { job.worker } else { 0 };
-                    if let Some(batch) = batches.get_mut(worker) {
-                        batch.push(job);
-                    }
+        let workers = self.queues.len();
+        // Jobs of a round are usually of one task: its handler is looked up once.
+        let mut last: Option<(Arc<str>, bool)> = None;
+        let mut threaded = |job: &Job| -> bool {
+            match &last {
+                Some((task, sync)) if Arc::ptr_eq(task, &job.task_id) => *sync,
+                _ => {
+                    let sync = workers > 0 && matches!(self.env.handlers.get(&*job.task_id), Some(Handler::Sync(_)));
+                    last = Some((job.task_id.clone(), sync));
+                    sync
                 }
-                _ => self.dispatch(job),
+            }
+        };
+        let worker_of = |job: &Job| if job.worker < workers { job.worker } else { 0 };
+        // Each batch gets its exact size first: grown push by push, it would be copied at
+        // every doubling.
+        let mut sizes = vec![0usize; workers];
+        for job in jobs.iter() {
+            if threaded(job)
+                && let Some(n) = sizes.get_mut(worker_of(job))
+            {
+                *n += 1;
+            }
+        }
+        let mut batches: Vec<Batch> = sizes.into_iter().map(Vec::with_capacity).collect();
+        for job in jobs.drain(..) {
+            let batch = if threaded(&job) { batches.get_mut(worker_of(&job)) } else { None };
+            match batch {
+                Some(batch) => batch.push(job),
+                None => self.dispatch(job),
             }
         }
         for (queue, batch) in self.queues.iter().zip(batches) {

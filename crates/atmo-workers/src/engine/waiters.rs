@@ -77,6 +77,18 @@ impl BatchWait {
     }
 }
 
+/// What [`Waiters::complete_many`] reuses from one call to the next.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    entries: Vec<Option<Entry>>,
+}
+
+impl Scratch {
+    pub(crate) fn trim(&mut self) {
+        super::trim_scratch(&mut self.entries);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     map: Mutex<FxHashMap<u128, Entry>>,
@@ -132,20 +144,22 @@ impl Waiters {
         self.count.load(Ordering::Acquire) > 0
     }
 
-    /// Resolves every waiter of each finished request.
-    pub(crate) fn complete_many(&self, finished: Vec<(RequestId, RequestResult)>) {
+    /// Resolves every waiter of each finished request, draining `finished`.
+    pub(crate) fn complete_many(&self, finished: &mut Vec<(RequestId, RequestResult)>, scratch: &mut Scratch) {
         if finished.is_empty() || !self.any() {
+            finished.clear();
             return;
         }
-        let entries: Vec<Option<Entry>> = {
+        let entries = &mut scratch.entries;
+        entries.clear();
+        {
             let mut map = self.map.lock();
-            let entries = finished.iter().map(|(id, _)| map.remove(&id.as_u128())).collect();
+            entries.extend(finished.iter().map(|(id, _)| map.remove(&id.as_u128())));
             self.count.store(map.len(), Ordering::Release);
-            entries
-        };
+        }
         // Results move straight from `finished` into their slots. Those of one batch wait
         // usually arrive together: a run of them is filled under one lock.
-        let mut items = finished.into_iter().zip(entries).peekable();
+        let mut items = finished.drain(..).zip(entries.drain(..)).peekable();
         while let Some(((_, result), entry)) = items.next() {
             match entry {
                 None => {}

@@ -198,7 +198,7 @@ impl Store for MemoryStore {
             let mut inner = self.inner.lock();
             // Most overdue first, so a small `limit` rescues the oldest losses.
             let mut due: Vec<(Timestamp, u32)> =
-                inner.leases.iter().filter(|(_, l)| l.until < now).map(|(&slot, l)| (l.until, slot)).collect();
+                inner.leases.values().filter(|l| l.until < now).map(|l| (l.until, l.slot)).collect();
             due.sort_unstable();
             due.truncate(limit);
             Ok(inner.rescue_slots(due.into_iter().map(|(_, slot)| slot), "lease expired", now))
@@ -209,7 +209,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let mut inner = self.inner.lock();
             let mut slots: Vec<u32> =
-                inner.leases.iter().filter(|(_, l)| same_owner(&l.owner, &owner)).map(|(&slot, _)| slot).collect();
+                inner.leases.values().filter(|l| same_owner(&l.owner, &owner)).map(|l| l.slot).collect();
             // Slot order is insertion order (modulo reuse): deterministic, unlike map order.
             slots.sort_unstable();
             Ok(inner.rescue_slots(slots.into_iter(), reason, now))
@@ -291,8 +291,10 @@ struct Inner {
     /// Entries in all ready queues, live and stale (a live one per pending request).
     ready_items: usize,
     scheduled: BinaryHeap<Reverse<ScheduledItem>>,
-    /// Slot → lease, for assigned and processing requests.
-    leases: FxHashMap<u32, Lease>,
+    /// Request id → lease (and slot), for assigned and processing requests. Running requests
+    /// are few and their transitions the most frequent, so this small table also finds their
+    /// slots without a probe of the (large, mostly cold) index.
+    leases: FxHashMap<u128, Lease>,
     idempotency: Idempotency,
     /// Terminal requests, ordered by `completed_at`.
     finished: VecDeque<Finished>,
@@ -325,6 +327,7 @@ struct ScheduledItem {
 }
 
 struct Lease {
+    slot: u32,
     owner: Arc<str>,
     until: Timestamp,
 }
@@ -480,7 +483,7 @@ impl Inner {
             // Requests are submitted pending or scheduled; a running one (an import) has no
             // live worker here, so it gets an expired lease and the rescuer returns it.
             RequestStatus::Assigned | RequestStatus::Processing => {
-                self.leases.insert(slot, Lease { owner: Arc::from(""), until: Timestamp::EPOCH });
+                self.leases.insert(id.as_u128(), Lease { slot, owner: Arc::from(""), until: Timestamp::EPOCH });
             }
             _ => {
                 self.push_finished(completed, slot);
@@ -524,15 +527,24 @@ impl Inner {
             out.push(Claimed::from(&*req));
             self.counts[RequestStatus::Pending as usize] -= 1;
             self.counts[RequestStatus::Assigned as usize] += 1;
-            self.leases.insert(item.slot, Lease { owner: p.owner.clone(), until: p.lease_until });
+            self.leases
+                .insert(item.id.as_u128(), Lease { slot: item.slot, owner: p.owner.clone(), until: p.lease_until });
         }
         out
     }
 
     // ===== transitions =====
 
+    /// The slot of `id`: a running request's from its lease, any other's from the index.
+    fn slot_of(&self, id: RequestId) -> Option<u32> {
+        match self.leases.get(&id.as_u128()) {
+            Some(lease) if self.slab.get(lease.slot).is_some_and(|r| r.request_id == id) => Some(lease.slot),
+            _ => self.index.get(id, &self.slab),
+        }
+    }
+
     fn apply_one(&mut self, t: &Transition) -> ApplyOutcome {
-        let Some(slot) = self.index.get(t.id(), &self.slab) else {
+        let Some(slot) = self.slot_of(t.id()) else {
             return Err(TransitionRejected::NotFound);
         };
         let from = self.apply_at(slot, t)?;
@@ -577,7 +589,7 @@ impl Inner {
         self.counts[from as usize] -= 1;
         self.counts[to as usize] += 1;
         if from.is_running() && !to.is_running() {
-            self.leases.remove(&slot);
+            self.leases.remove(&id.as_u128());
         }
         // Leaving pending or scheduled other than through a claim or promotion (a cancel, a
         // direct promote) leaves a stale queue entry behind; `maybe_compact` bounds those.
@@ -623,7 +635,7 @@ impl Inner {
                 out.push(id);
             } else {
                 // A lease on a request that is not running would be rescued forever.
-                self.leases.remove(&slot);
+                self.leases.remove(&id.as_u128());
             }
         }
         out
