@@ -31,7 +31,10 @@ use crate::{read, row, schema, write};
 /// returns, its effect is on disk (with [`Synchronous::Full`](crate::Synchronous::Full), the
 /// default, even across a power loss: a sync thread fsyncs the write-ahead log before the
 /// answer, while the writer runs the next batch). The file is in WAL mode; reads run on their
-/// own connections and threads, so they never wait behind a write.
+/// own connections and threads, so they never wait behind a write. If an fsync fails, what
+/// reached the disk is unknown, so the store stops writing: every write from then on fails
+/// with an error naming the failed fsync (reads still work); reopening the file recovers what
+/// is on disk.
 ///
 /// # One owner
 ///
@@ -250,9 +253,22 @@ impl SqliteStore {
                 });
                 (failed, finish)
             });
+            if let Some(e) = self.stopped() {
+                return Err(e);
+            }
             let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
             writer.send(Msg::Write(job)).map_err(|_| StoreError::Closed)?;
-            rx.await.map_err(|_| StoreError::Closed)?
+            // A write refused because an fsync failed meanwhile says so.
+            rx.await.map_err(|_| self.stopped().unwrap_or(StoreError::Closed))?
+        })
+    }
+
+    /// The error of every write after an fsync of the WAL failed (see `sync.rs`).
+    fn stopped(&self) -> Option<StoreError> {
+        let failed = self.sync.as_ref().is_some_and(|s| s.failed.load(Ordering::Acquire));
+        failed.then(|| {
+            let e = crate::sync::fsync_error(&std::io::Error::other("an earlier fsync failed"));
+            Error::Commit(Arc::new(e)).into()
         })
     }
 
@@ -400,5 +416,27 @@ impl Store for SqliteStore {
 
     fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
         self.write(move |ctx| write::delete_finished(ctx, &params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// After an fsync of the WAL failed, writes are refused with an error that says so, and
+    /// reads still work.
+    #[tokio::test]
+    async fn writes_after_a_failed_fsync_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("atmo.db"), SqliteOptions::default()).unwrap();
+        let state = store.sync.clone().expect("a file store with Full syncs");
+        state.failed.store(true, Ordering::Release);
+        let err = store.heartbeat(Arc::from("node"), Timestamp::EPOCH).await.unwrap_err();
+        let chain = format!("{:?}", err);
+        assert!(matches!(err, StoreError::Backend(_)), "{chain}");
+        assert!(chain.contains("fsync of the write-ahead log failed"), "{chain}");
+        assert_eq!(store.get(RequestId::from_u128(1)).await.unwrap(), None);
     }
 }
