@@ -207,10 +207,10 @@ pub(crate) fn run_writer(
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Refuses a batch after an fsync failed: its writes are not run (their callers see the store
-/// as closed; the cause was logged), its reads are.
+/// Refuses a batch after an fsync failed: its writes are not run (their callers get the
+/// store's stopped error, see `SqliteStore::write`), its reads are.
 fn refuse(batch: Vec<Msg>, conn: &mut Connection) {
-    let e = Arc::new(crate::sync::fsync_error(&std::io::Error::other("an earlier fsync failed")));
+    let e = Arc::new(crate::sync::stopped_error());
     for m in batch {
         match m {
             Msg::Write(job) => fail_unrun(job, &e),

@@ -266,10 +266,7 @@ impl SqliteStore {
     /// The error of every write after an fsync of the WAL failed (see `sync.rs`).
     fn stopped(&self) -> Option<StoreError> {
         let failed = self.sync.as_ref().is_some_and(|s| s.failed.load(Ordering::Acquire));
-        failed.then(|| {
-            let e = crate::sync::fsync_error(&std::io::Error::other("an earlier fsync failed"));
-            Error::Commit(Arc::new(e)).into()
-        })
+        failed.then(|| Error::Commit(Arc::new(crate::sync::stopped_error())).into())
     }
 
     /// Runs `f` on a read connection.

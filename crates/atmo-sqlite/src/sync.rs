@@ -147,6 +147,11 @@ pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncS
     tracing::debug!("sqlite sync thread stopped");
 }
 
+/// The error of a write refused because an earlier fsync failed.
+pub(crate) fn stopped_error() -> rusqlite::Error {
+    fsync_error(&io::Error::other("an earlier fsync failed"))
+}
+
 /// An fsync failure as the SQLite error its callers see.
 pub(crate) fn fsync_error(e: &io::Error) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(

@@ -15,6 +15,7 @@ use atmo_core::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::cache::Cached;
 use crate::error::Error;
 use crate::row::{
     EncodedRow, Loaded, id_from_blob, insert_row, inserted_skeleton, load_for_claim, load_skeleton, read_skeleton,
@@ -103,11 +104,7 @@ pub(crate) fn claim(ctx: &mut WriteCtx<'_>, p: &ClaimParams) -> Result<Vec<Claim
     let mut out = Vec::with_capacity(picked.len());
     for (_, _, rowid) in picked {
         let mut loaded = match ctx.cache.take_row(rowid) {
-            Some(c) if c.claimable => {
-                #[cfg(debug_assertions)]
-                crate::row::check_cached(ctx.conn, &c.loaded, true)?;
-                c.loaded
-            }
+            Some(c) if c.claimable => checked(ctx.conn, c)?.loaded,
             _ => match load_for_claim(ctx.conn, rowid)? {
                 Some(l) => l,
                 None => continue,
@@ -141,8 +138,7 @@ pub(crate) fn apply(ctx: &mut WriteCtx<'_>, transitions: &[Transition]) -> Resul
             None => {
                 let l = match ctx.cache.take_id(t.id()) {
                     Some(c) => {
-                        #[cfg(debug_assertions)]
-                        crate::row::check_cached(ctx.conn, &c.loaded, c.claimable)?;
+                        let c = checked(ctx.conn, c)?;
                         (c.loaded, c.claimable)
                     }
                     None => match load_skeleton(ctx.conn, t.id())? {
@@ -364,6 +360,16 @@ pub(crate) fn delete_finished(ctx: &mut WriteCtx<'_>, p: &RetentionParams) -> Re
 }
 
 // ===== helpers =====
+
+/// A row taken from the writer's cache, compared with the file first in debug builds (see
+/// [`crate::row::check_cached`]).
+fn checked(conn: &Connection, cached: Box<Cached>) -> Result<Box<Cached>, Error> {
+    #[cfg(debug_assertions)]
+    crate::row::check_cached(conn, &cached.loaded, cached.claimable)?;
+    #[cfg(not(debug_assertions))]
+    let _ = conn;
+    Ok(cached)
+}
 
 /// Loads the skeletons a query selects (all of them before any is changed).
 fn select_skeletons(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Loaded>, Error> {
