@@ -14,8 +14,12 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::row::Loaded;
 
-/// Most rows cached: a queue deeper than this is read from the file beyond it.
-pub(crate) const CAPACITY: usize = 65_536;
+/// Most rows cached: a queue deeper than this is read from the file beyond it. A cached row
+/// takes about 1 KB (the request's skeleton and its column values as written), so the cache
+/// stays under ~20 MB; a larger one (65,536 was tried) only made intake slower, growing the
+/// writer's heap for rows that a deep backlog claims long after they left the page cache's
+/// hot set anyway.
+pub(crate) const CAPACITY: usize = 16_384;
 
 /// A cached row.
 pub(crate) struct Cached {

@@ -238,6 +238,51 @@ async fn concurrent_submits_are_all_committed() {
     assert!((1..=t.store.commits()).contains(&syncs), "{syncs} fsyncs for {} commits", t.store.commits());
 }
 
+/// A queue deeper than the writer's row cache (16,384 live rows): the rows inserted while it
+/// was full are read from the file when claimed, in the same order, and every request
+/// finishes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_deeper_than_the_row_cache_is_served_in_order() {
+    const N: usize = 20_000;
+    let t = TempStore::new();
+    let mut submitted = Vec::with_capacity(N);
+    for chunk in 0..N / 1000 {
+        let batch: Vec<Request> =
+            (0..1000).map(|i| request("deep").parameters(json!({ "n": chunk * 1000 + i })).build()).collect();
+        submitted.extend(batch.iter().map(|r| r.request_id));
+        let out = t.insert_many(batch).await.unwrap();
+        assert!(out.iter().all(|o| matches!(o, InsertOutcome::Inserted(_))));
+    }
+    let w: Arc<str> = Arc::from("w");
+    let mut claimed_order = Vec::with_capacity(N);
+    loop {
+        let claimed = t.claim(claim_params("deep", 2_500, "node")).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for (i, c) in claimed.iter().enumerate() {
+            // Each claim hands out the request's own parameters, cached or read.
+            let n = claimed_order.len() + i;
+            assert_eq!(*c.parameters, json!({ "n": n }), "claim {n}");
+        }
+        claimed_order.extend(claimed.iter().map(|c| c.request_id));
+        let steps: Vec<Transition> = claimed
+            .iter()
+            .flat_map(|c| {
+                [
+                    Transition::start(c.request_id, 1, w.clone(), at(11)),
+                    Transition::complete(c.request_id, 1, Arc::new(json!(1)), at(12)),
+                ]
+            })
+            .collect();
+        assert!(t.apply(steps).await.unwrap().iter().all(Result::is_ok));
+    }
+    assert_eq!(claimed_order, submitted, "FIFO within one priority, each request once");
+    let done = t.query(RequestQuery::new().task("deep").status([RequestStatus::Completed])).await.unwrap();
+    assert_eq!(done.total, N);
+    assert_eq!(t.query(RequestQuery::new().task("deep")).await.unwrap().total, N);
+}
+
 /// An operation that fails (here: a row whose progress column was corrupted behind the
 /// store's back) fails alone; the operations sharing its batch still commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

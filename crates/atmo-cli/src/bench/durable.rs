@@ -183,15 +183,18 @@ fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan, busy: bool) -> 
             let elapsed = engine::submit_load(&m, n, plan.submitters).await?;
             Ok((elapsed, m))
         }))
-        .map(|(elapsed, _)| per_second(n, elapsed))
+        .map(|(elapsed, syncs)| (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64))
     };
     let memory_run =
         |n: usize| rt.block_on(async { engine::submit_rate(engine::start(setup).await?, n, plan.submitters).await });
     durable_run(n / 10)?;
     memory_run(n / 10)?;
     let (d, m) = interleaved(plan.runs, || durable_run(n), || memory_run(n))?;
+    let rates: Vec<f64> = d.iter().map(|(r, _)| *r).collect();
+    let fsyncs: Vec<f64> = d.iter().map(|(_, f)| *f).collect();
     let scenario = if busy { DurableScenario::SubmitBusy } else { DurableScenario::Submit };
-    Ok(Line::new(scenario.name(), "submits/s", median(&d), median(&m), plan.runs))
+    Ok(Line::new(scenario.name(), "submits/s", median(&rates), median(&m), plan.runs)
+        .with_fsyncs_per_1000(median(&fsyncs)))
 }
 
 fn open(rt: &tokio::runtime::Runtime, big: &Path, small: &Path, plan: &Plan) -> anyhow::Result<Line> {
