@@ -247,4 +247,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes finished requests per the retention params; returns how many.
     fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize>;
+
+    /// Whether the store can still take writes: `Err` once it has stopped for good (a durable
+    /// store whose fsync failed refuses every later write until it is reopened), with the
+    /// error its writes now get. Cheap and synchronous: readiness probes call it. The default
+    /// is a store that never stops.
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

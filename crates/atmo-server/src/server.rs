@@ -141,9 +141,10 @@ impl Server {
         self.state.0.shutting_down.send_replace(true);
     }
 
-    /// Whether the server takes work (`/readyz`).
+    /// Whether the server takes work (`/readyz`): it is not shutting down and its store still
+    /// takes writes.
     pub fn is_ready(&self) -> bool {
-        !self.state.is_shutting_down()
+        !self.state.is_shutting_down() && self.state.manager().request_manager().store().health().is_ok()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting connections, ends

@@ -357,6 +357,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn health(&self) -> Result<(), StoreError> {
+        self.stopped().map_or(Ok(()), Err)
+    }
+
     fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
         // Encoded here, on the caller's thread: the writer only binds the values.
         match requests.iter().map(row::encode_insert).collect::<Result<Vec<_>, _>>() {
@@ -422,14 +426,17 @@ mod tests {
 
     use super::*;
 
-    /// After an fsync of the WAL failed, writes are refused with an error that says so, and
-    /// reads still work.
+    /// After an fsync of the WAL failed, writes are refused with an error that says so, the
+    /// store reports itself unhealthy, and reads still work.
     #[tokio::test]
     async fn writes_after_a_failed_fsync_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("atmo.db"), SqliteOptions::default()).unwrap();
         let state = store.sync.clone().expect("a file store with Full syncs");
+        assert!(store.health().is_ok());
         state.failed.store(true, Ordering::Release);
+        let unhealthy = store.health().unwrap_err();
+        assert!(format!("{unhealthy:?}").contains("fsync of the write-ahead log failed"), "{unhealthy:?}");
         let err = store.heartbeat(Arc::from("node"), Timestamp::EPOCH).await.unwrap_err();
         let chain = format!("{:?}", err);
         assert!(matches!(err, StoreError::Backend(_)), "{chain}");

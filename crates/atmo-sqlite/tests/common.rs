@@ -34,6 +34,9 @@ impl Store for TempStore {
     fn kind(&self) -> &'static str {
         self.store.kind()
     }
+    fn health(&self) -> Result<(), atmo_core::StoreError> {
+        self.store.health()
+    }
     fn insert_many(&self, requests: Vec<Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
         self.store.insert_many(requests)
     }

@@ -140,12 +140,14 @@ pub(crate) async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: the engine takes work (503 once shutdown began).
+/// Readiness: the engine takes work (503 once shutdown began, or when the store stopped
+/// taking writes).
 #[utoipa::path(
     get, path = "/readyz", tag = "system", security(()),
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        (status = 503, description = "Shutting down (`SHUTTING_DOWN`), or the store stopped taking writes \
+            (`STORE_FAILED`, e.g. after a failed fsync; restart the service to reopen it)", body = ErrorBody),
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
@@ -154,7 +156,27 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             .with_retry_after(state.config().retry_after_secs)
             .into_response();
     }
+    if let Err(e) = state.manager().request_manager().store().health() {
+        // No Retry-After: this does not pass by itself.
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", error_chain(&e)).into_response();
+    }
     Json(json!({"status": "ready"})).into_response()
+}
+
+/// An error and its sources, as one line (a source whose text its error already ends with is
+/// not repeated).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
 }
 
 /// The dashboard: one self-contained page.
