@@ -51,14 +51,22 @@ pub(crate) struct Garbage {
 impl Committed {
     /// Replies to every caller of the batch, then frees its garbage.
     pub(crate) fn reply(self, error: Option<&Arc<rusqlite::Error>>) {
+        self.answer(error).free();
+    }
+
+    /// Replies to every caller of the batch; returns its garbage, for the caller to free.
+    fn answer(self, error: Option<&Arc<rusqlite::Error>>) -> Garbage {
         let Committed { error: own, finishers, garbage } = self;
         let error = own.as_ref().or(error);
         for f in finishers {
             f(error);
         }
-        garbage.free();
+        garbage
     }
 }
+
+/// Most answered batches whose memory the sync thread keeps while fsyncs follow each other.
+const MAX_DEFERRED_GARBAGE: usize = 64;
 
 impl Garbage {
     /// Frees it all (the callers were answered first: this is off their path).
@@ -121,6 +129,7 @@ impl SyncState {
 /// open batch then).
 pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncState>, done: Sender<()>) {
     let mut failure: Option<Arc<rusqlite::Error>> = None;
+    let mut garbage: Vec<Garbage> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
@@ -140,8 +149,11 @@ pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncS
                 }
             }
         }
-        for c in waiting {
-            c.reply(failure.as_ref());
+        garbage.extend(waiting.into_iter().map(|c| c.answer(failure.as_ref())));
+        // Freeing is off every caller's path, but not off the next fsync's: while batches wait
+        // for one, it goes first (within a bound on the memory held back).
+        if rx.is_empty() || garbage.len() >= MAX_DEFERRED_GARBAGE {
+            garbage.drain(..).for_each(Garbage::free);
         }
     }
     tracing::debug!("sqlite sync thread stopped");
