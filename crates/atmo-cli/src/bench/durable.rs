@@ -7,13 +7,13 @@
 //! with it, alternating which goes first, as `inproc` does. Both engines have one bank of 2
 //! worker threads on a multi-thread tokio runtime (`--runtime-threads`, default 2).
 //!
-//! | scenario | value | baseline | target | schema 1 | schema 2 | schema 2 + sync thread |
-//! | --- | --- | --- | --- | --- | --- | --- |
-//! | `durable-throughput` | requests/s, submit → completed, batches awaited; plus the WAL fsyncs per 1,000 requests | the same on the memory store | ≥ 50,000/s | 10,600/s | 26,200/s | 45,700/s |
-//! | `durable-submit` | acknowledged single submits/s from `--submitters` (64) tasks, no bank consuming (intake) | the same on the memory store | ≥ 100,000/s | | | 64,400/s |
-//! | `durable-submit-busy` | the same while the bank processes them | the same on the memory store | | 9,100/s | 19,700/s | 30,400/s |
-//! | `durable-open` | ms to open a file of 1,000,000 finished requests and start an engine on it | the same with 1,000 | < 1,000 ms | 224 ms | 67 ms | 75 ms |
-//! | `durable-query` | p50 (and p99) µs of a filtered query of 50 on that file | the same with 1,000 | milliseconds | 35,600 µs (p99 63,100) | 280 µs (p99 1,300) | 223 µs (p99 1,470) |
+//! | scenario | value | baseline | target | schema 1 | schema 2 | schema 2 + sync thread | this machine |
+//! | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | `durable-throughput` | requests/s, submit → completed, batches awaited; plus the WAL fsyncs per 1,000 requests | the same on the memory store | ≥ 50,000/s | 10,600/s | 26,200/s | 45,700/s | 82,000/s |
+//! | `durable-submit` | acknowledged single submits/s from `--submitters` (64) tasks, no bank consuming (intake) | the same on the memory store | ≥ 100,000/s | | | 64,400/s | 110,700/s |
+//! | `durable-submit-busy` | the same while the bank processes them | the same on the memory store | | 9,100/s | 19,700/s | 30,400/s | 53,900/s |
+//! | `durable-open` | ms to open a file of 1,000,000 finished requests and start an engine on it | the same with 1,000 | < 1,000 ms | 224 ms | 67 ms | 75 ms | 50 ms |
+//! | `durable-query` | p50 (and p99) µs of a filtered query of 50 on that file | the same with 1,000 | milliseconds | 35,600 µs (p99 63,100) | 280 µs (p99 1,300) | 223 µs (p99 1,470) | 160 µs (p99 880) |
 //!
 //! Schema 1 and 2: medians of three `atmo bench durable` invocations (each itself a median of
 //! 5 runs), alternating the two builds, on a shared 2-core VM whose figures vary by a third
@@ -21,11 +21,16 @@
 //! each request as one JSON body re-encoded at every state change, under 12 indexes (plus the
 //! id's and the idempotency key's); schema 2 (see `atmo-sqlite`) writes only the columns a
 //! change touches, under mostly partial indexes, and counts requests per status and task.
-//! (Before `durable-submit-busy` existed, `durable-submit` measured what it measures.) The last
-//! column: one `--repeat 5` invocation on the quiet machine, after the sync thread (fsyncs off
-//! the writer's path, commits joined while an fsync runs), the checkpoint thread and the
-//! writer's row cache; the build before them measured 32,900/s and 25,800/s (busy) in the same
-//! half hour. About 2 fsyncs per 1,000 requests throughout.
+//! (Before `durable-submit-busy` existed, `durable-submit` measured what it measures.) The
+//! "sync thread" column: one `--repeat 5` invocation on the quiet machine, after the sync
+//! thread (fsyncs off the writer's path, commits joined while an fsync runs), the checkpoint
+//! thread and the writer's row cache; the build before them measured 32,900/s and 25,800/s
+//! (busy) in the same half hour. About 2 fsyncs per 1,000 requests throughout. The last
+//! column: a later, faster VM (fdatasync ~0.15 ms instead of 0.2–0.5 ms; the memory-store
+//! baseline about twice as fast), median of three invocations in a quiet period, after the row
+//! cache was cut to 16,384 rows and the sync thread learned to free memory after the next
+//! fsync (together ~5% on `durable-submit` when alternated with the build before them); most
+//! of the difference with the previous column is the machine.
 //!
 //! The open and query scenarios share their files; see [`super::large`].
 
