@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use atmo_server::ServerConfig;
-use atmo_workers::{
-    ApplyOutcome, ClaimParams, Claimed, InsertOutcome, MetricsParams, Promoted, QueryPage, RequestId, RequestQuery,
-    RetentionParams, Store, StoreError, StoreFuture, StoreMetrics, Task, Timestamp, Transition, WorkerManager,
-};
+use atmo_testkit::hooked::{Health, HookedStore};
+use atmo_workers::store::MemoryStore;
+use atmo_workers::{StoreError, Task, WorkerManager};
 use axum::http::{Method, StatusCode, header};
 use serde_json::json;
 
@@ -210,68 +209,24 @@ fn binding_beyond_loopback_needs_a_token() {
     assert!(check_bind("10.1.2.3:80".parse().unwrap(), Some("t")).is_ok());
 }
 
-/// A memory store that can be told it stopped taking writes (as a durable store does after a
-/// failed fsync); everything else goes to the memory store.
-#[derive(Debug, Default)]
-struct StoppableStore {
-    inner: atmo_workers::store::MemoryStore,
-    stopped: Arc<AtomicBool>,
-}
-
-impl Store for StoppableStore {
-    fn kind(&self) -> &'static str {
-        "stoppable"
-    }
-    fn health(&self) -> Result<(), StoreError> {
-        if self.stopped.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend(Box::new(std::io::Error::other("fsync of the write-ahead log failed"))));
-        }
-        Ok(())
-    }
-    fn insert_many(&self, requests: Vec<atmo_workers::Request>) -> StoreFuture<'_, Vec<InsertOutcome>> {
-        self.inner.insert_many(requests)
-    }
-    fn claim(&self, params: ClaimParams) -> StoreFuture<'_, Vec<Claimed>> {
-        self.inner.claim(params)
-    }
-    fn apply(&self, transitions: Vec<Transition>) -> StoreFuture<'_, Vec<ApplyOutcome>> {
-        self.inner.apply(transitions)
-    }
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<Promoted>> {
-        self.inner.promote_scheduled(now, limit)
-    }
-    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        self.inner.next_scheduled()
-    }
-    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
-        self.inner.heartbeat(owner, until)
-    }
-    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_expired(now, limit)
-    }
-    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_owner(owner, now, reason)
-    }
-    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<atmo_workers::Request>> {
-        self.inner.get(id)
-    }
-    fn query(&self, query: RequestQuery) -> StoreFuture<'_, QueryPage> {
-        self.inner.query(query)
-    }
-    fn metrics(&self, params: MetricsParams) -> StoreFuture<'_, StoreMetrics> {
-        self.inner.metrics(params)
-    }
-    fn delete_finished(&self, params: RetentionParams) -> StoreFuture<'_, usize> {
-        self.inner.delete_finished(params)
-    }
-}
-
 /// A store that stopped taking writes makes the service unready, with the store's reason and
 /// without `Retry-After` (it does not pass by itself); liveness is unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_store_makes_the_service_unready() {
-    let store = StoppableStore::default();
-    let stopped = store.stopped.clone();
+    let stopped = Arc::new(AtomicBool::new(false));
+    let health: Health = {
+        let stopped = stopped.clone();
+        Arc::new(move || {
+            if stopped.load(Ordering::SeqCst) {
+                // What the SQLite store answers after a failed fsync.
+                return Err(StoreError::Backend(Box::new(std::io::Error::other(
+                    "fsync of the write-ahead log failed",
+                ))));
+            }
+            Ok(())
+        })
+    };
+    let store = HookedStore { health: Some(health), ..HookedStore::<MemoryStore>::default() };
     let manager = WorkerManager::builder().name("test").store(store).start().await.unwrap();
     let app = app_with(manager, config()).await;
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);

@@ -8,6 +8,7 @@
 //! - [`store_conformance_tests!`]: expands to one `#[tokio::test]` per case, so that failures
 //!   are reported one by one.
 //! - [`fixtures`]: valid requests with overridable fields, fixed times, errors.
+//! - [`hooked`]: a store wrapper with hooks (slow inserts, failing applies, a stopped store).
 //! - [`bench`](mod@bench): drives a store through the request pipeline in batches and times each phase.
 //!
 //! ```ignore
@@ -23,6 +24,7 @@
 pub mod bench;
 pub mod conformance;
 pub mod fixtures;
+pub mod hooked;
 
 /// Defines one `#[tokio::test]` (multi-threaded runtime, 2 workers) per conformance case.
 ///

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use atmo_workers::{
     ActionDefinition, BankSpec, Event, EventItem, EventKind, EventStream, Handler, Handlers, Manifest, RequestId,
-    RequestStatus, StoreFuture, Timestamp, WorkerManager,
+    RequestStatus, WorkerManager,
 };
 use futures::{FutureExt, StreamExt};
 
@@ -89,77 +89,7 @@ pub fn bank(
     Ok(())
 }
 
-/// Runs after `insert_many` stored its batch, before it returns.
-pub type AfterInsert = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
-/// Runs before `apply`; an error is returned instead of applying.
-pub type BeforeApply = Arc<dyn Fn() -> Result<(), atmo_workers::StoreError> + Send + Sync>;
+pub use atmo_testkit::hooked::{AfterInsert, BeforeApply};
 
 /// A memory store with hooks, for tests of how the engine copes with a slow or failing store.
-#[derive(Default)]
-pub struct HookedStore {
-    /// The store doing the work.
-    pub inner: atmo_workers::store::MemoryStore,
-    /// See [`AfterInsert`].
-    pub after_insert: Option<AfterInsert>,
-    /// See [`BeforeApply`].
-    pub before_apply: Option<BeforeApply>,
-}
-
-impl std::fmt::Debug for HookedStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HookedStore").finish_non_exhaustive()
-    }
-}
-
-impl atmo_workers::Store for HookedStore {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-    fn insert_many(&self, requests: Vec<atmo_workers::Request>) -> StoreFuture<'_, Vec<atmo_workers::InsertOutcome>> {
-        Box::pin(async move {
-            let out = self.inner.insert_many(requests).await?;
-            if let Some(hook) = &self.after_insert {
-                hook().await;
-            }
-            Ok(out)
-        })
-    }
-    fn claim(&self, params: atmo_workers::ClaimParams) -> StoreFuture<'_, Vec<atmo_workers::Claimed>> {
-        self.inner.claim(params)
-    }
-    fn apply(&self, transitions: Vec<atmo_workers::Transition>) -> StoreFuture<'_, Vec<atmo_workers::ApplyOutcome>> {
-        if let Some(hook) = &self.before_apply
-            && let Err(e) = hook()
-        {
-            return Box::pin(async move { Err(e) });
-        }
-        self.inner.apply(transitions)
-    }
-    fn promote_scheduled(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<atmo_workers::Promoted>> {
-        self.inner.promote_scheduled(now, limit)
-    }
-    fn next_scheduled(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        self.inner.next_scheduled()
-    }
-    fn heartbeat(&self, owner: Arc<str>, until: Timestamp) -> StoreFuture<'_, usize> {
-        self.inner.heartbeat(owner, until)
-    }
-    fn rescue_expired(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_expired(now, limit)
-    }
-    fn rescue_owner(&self, owner: Arc<str>, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
-        self.inner.rescue_owner(owner, now, reason)
-    }
-    fn get(&self, id: RequestId) -> StoreFuture<'_, Option<atmo_workers::Request>> {
-        self.inner.get(id)
-    }
-    fn query(&self, query: atmo_workers::RequestQuery) -> StoreFuture<'_, atmo_workers::QueryPage> {
-        self.inner.query(query)
-    }
-    fn metrics(&self, params: atmo_workers::MetricsParams) -> StoreFuture<'_, atmo_workers::StoreMetrics> {
-        self.inner.metrics(params)
-    }
-    fn delete_finished(&self, params: atmo_workers::RetentionParams) -> StoreFuture<'_, usize> {
-        self.inner.delete_finished(params)
-    }
-}
+pub type HookedStore = atmo_testkit::hooked::HookedStore<atmo_workers::store::MemoryStore>;
