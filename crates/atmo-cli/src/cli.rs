@@ -389,7 +389,15 @@ Scenarios:
                       client, a second page by cursor) on that file; p50 and
                       p99, µs. Baseline: the same on the file of 1,000.
 
-The files of durable-open and durable-query are written once per invocation, by
+  durable-throughput-full
+                      durable-throughput on a copy of that file: the store
+                      already holds as many finished requests as the default
+                      retention keeps (1,000,000), so every index is deep and
+                      the sweeper deletes the oldest ones as new ones finish.
+                      Baseline: durable-throughput on an empty file.
+
+The files of durable-open, durable-query and durable-throughput-full are
+written once per invocation, by
 inserting finished requests straight into the store. Each scenario runs
 --repeat times, alternating with its baseline, and reports the median of each.";
 
@@ -487,16 +495,20 @@ pub(crate) enum DurableScenario {
     /// A filtered, paginated query on that file.
     #[value(name = "durable-query")]
     Query,
+    /// `durable-throughput` on a copy of that file (a store at its retention limit).
+    #[value(name = "durable-throughput-full")]
+    ThroughputFull,
 }
 
 impl DurableScenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [DurableScenario; 5] = [
+    pub(crate) const ALL: [DurableScenario; 6] = [
         DurableScenario::Throughput,
         DurableScenario::Submit,
         DurableScenario::SubmitBusy,
         DurableScenario::Open,
         DurableScenario::Query,
+        DurableScenario::ThroughputFull,
     ];
 
     /// The name printed in reports.
@@ -507,6 +519,7 @@ impl DurableScenario {
             DurableScenario::SubmitBusy => "durable-submit-busy",
             DurableScenario::Open => "durable-open",
             DurableScenario::Query => "durable-query",
+            DurableScenario::ThroughputFull => "durable-throughput-full",
         }
     }
 }

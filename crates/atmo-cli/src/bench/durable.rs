@@ -14,6 +14,7 @@
 //! | `durable-submit-busy` | the same while the bank processes them | the same on the memory store | | 9,100/s | 19,700/s | 30,400/s | 53,900/s |
 //! | `durable-open` | ms to open a file of 1,000,000 finished requests and start an engine on it | the same with 1,000 | < 1,000 ms | 224 ms | 67 ms | 75 ms | 50 ms |
 //! | `durable-query` | p50 (and p99) µs of a filtered query of 50 on that file | the same with 1,000 | milliseconds | 35,600 µs (p99 63,100) | 280 µs (p99 1,300) | 223 µs (p99 1,470) | 160 µs (p99 880) |
+//! | `durable-throughput-full` | `durable-throughput` on a copy of that file (the default retention's limit), the sweeper deleting every second | `durable-throughput` on an empty file, same sweeper | printed | | | | 55,200/s (ratio 0.73) |
 //!
 //! Schema 1 and 2: medians of three `atmo bench durable` invocations (each itself a median of
 //! 5 runs), alternating the two builds, on a shared 2-core VM whose figures vary by a third
@@ -32,11 +33,12 @@
 //! fsync (together ~5% on `durable-submit` when alternated with the build before them); most
 //! of the difference with the previous column is the machine.
 //!
-//! The open and query scenarios share their files; see [`super::large`].
+//! The open, query and full-store scenarios share their files; see [`super::large`].
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use atmo_sqlite::{SqliteOptions, SqliteStore};
@@ -73,7 +75,12 @@ impl Plan {
             batch: args.load.batch as usize,
             in_flight: args.load.in_flight as usize,
             submitters: args.submitters as usize,
-            setup: Setup { bank_capacity: args.load.bank_capacity as usize, retain_all: false, intake_only: false },
+            setup: Setup {
+                bank_capacity: args.load.bank_capacity as usize,
+                retain_all: false,
+                intake_only: false,
+                sweep_every: None,
+            },
             throughput_requests,
             submit_requests,
             large_requests,
@@ -100,7 +107,7 @@ pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
             DurableScenario::Throughput => throughput(&runtime, &dir, &plan)?,
             DurableScenario::Submit => submit(&runtime, &dir, &plan, false)?,
             DurableScenario::SubmitBusy => submit(&runtime, &dir, &plan, true)?,
-            DurableScenario::Open | DurableScenario::Query => {
+            DurableScenario::Open | DurableScenario::Query | DurableScenario::ThroughputFull => {
                 if files.is_none() {
                     files = Some(runtime.block_on(async {
                         anyhow::Ok((
@@ -110,10 +117,10 @@ pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
                     })?);
                 }
                 let Some((big, small)) = &files else { anyhow::bail!("the large files were not written") };
-                if scenario == DurableScenario::Open {
-                    open(&runtime, &big.path, &small.path, &plan)?
-                } else {
-                    query(&runtime, &big.path, &small.path, &plan)?
+                match scenario {
+                    DurableScenario::Open => open(&runtime, &big.path, &small.path, &plan)?,
+                    DurableScenario::Query => query(&runtime, &big.path, &small.path, &plan)?,
+                    _ => throughput_full(&runtime, &dir, &big.path, &plan)?,
                 }
             }
         };
@@ -123,26 +130,32 @@ pub(crate) fn run(args: &DurableArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fresh store in a new temporary directory under `dir`; the directory goes when the
-/// returned guard drops (after the store: drop the store first).
-fn fresh_store(dir: &Path) -> anyhow::Result<(tempfile::TempDir, Arc<SqliteStore>)> {
+/// A store in a new temporary directory under `dir`: empty, or a copy of the store file
+/// `seed`. The directory goes when the returned guard drops (after the store: drop the store
+/// first).
+fn fresh_store(dir: &Path, seed: Option<&Path>) -> anyhow::Result<(tempfile::TempDir, Arc<SqliteStore>)> {
     let tmp = tempfile::Builder::new()
         .prefix("atmo-bench-durable-")
         .tempdir_in(dir)
         .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
-    let store = SqliteStore::open(tmp.path().join("atmo.db"), SqliteOptions::default())
-        .context("cannot open the SQLite store")?;
+    let path = tmp.path().join("atmo.db");
+    if let Some(seed) = seed {
+        // A closed store is one file: its last connection checkpointed the WAL and removed it.
+        std::fs::copy(seed, &path).with_context(|| format!("cannot copy {}", seed.display()))?;
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).context("cannot open the SQLite store")?;
     Ok((tmp, Arc::new(store)))
 }
 
-/// Runs `f` on an engine with the benchmark's bank on a fresh SQLite store, then stops it;
-/// returns what `f` returned and the store's WAL fsyncs while `f` ran.
-async fn on_sqlite<T, F, Fut>(dir: &Path, setup: Setup, f: F) -> anyhow::Result<(T, u64)>
+/// Runs `f` on an engine with the benchmark's bank on a fresh SQLite store (a copy of `seed`,
+/// if given), then stops it; returns what `f` returned and the store's WAL fsyncs while `f`
+/// ran.
+async fn on_sqlite<T, F, Fut>(dir: &Path, seed: Option<&Path>, setup: Setup, f: F) -> anyhow::Result<(T, u64)>
 where
     F: FnOnce(WorkerManager) -> Fut,
     Fut: Future<Output = anyhow::Result<(T, WorkerManager)>>,
 {
-    let (tmp, store) = fresh_store(dir)?;
+    let (tmp, store) = fresh_store(dir, seed)?;
     let manager = engine::start_on(setup, Some(store.clone() as Arc<dyn Store>)).await?;
     let before = store.syncs();
     let (value, manager) = f(manager).await?;
@@ -155,15 +168,25 @@ where
     Ok((value, syncs))
 }
 
+/// One `durable-throughput` run of `n` requests on a fresh store (a copy of `seed`, if
+/// given): requests/s and fsyncs per 1,000 requests.
+fn durable_throughput_run(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    seed: Option<&Path>,
+    plan: &Plan,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
+    rt.block_on(on_sqlite(dir, seed, plan.setup, |m| async move {
+        let elapsed = engine::throughput(&m, n, plan.batch, plan.in_flight).await?;
+        Ok((elapsed, m))
+    }))
+    .map(|(elapsed, syncs)| (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64))
+}
+
 fn throughput(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::Result<Line> {
     let n = plan.throughput_requests;
-    let durable_run = |n: usize| {
-        rt.block_on(on_sqlite(dir, plan.setup, |m| async move {
-            let elapsed = engine::throughput(&m, n, plan.batch, plan.in_flight).await?;
-            Ok((elapsed, m))
-        }))
-        .map(|(elapsed, syncs)| (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64))
-    };
+    let durable_run = |n: usize| durable_throughput_run(rt, dir, None, plan, n);
     let memory_run = |n: usize| {
         rt.block_on(async {
             engine::throughput_rate(engine::start(plan.setup).await?, n, plan.batch, plan.in_flight).await
@@ -184,7 +207,7 @@ fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan, busy: bool) -> 
     let n = plan.submit_requests;
     let setup = Setup { intake_only: !busy, ..plan.setup };
     let durable_run = |n: usize| {
-        rt.block_on(on_sqlite(dir, setup, |m| async move {
+        rt.block_on(on_sqlite(dir, None, setup, |m| async move {
             let elapsed = engine::submit_load(&m, n, plan.submitters).await?;
             Ok((elapsed, m))
         }))
@@ -199,6 +222,25 @@ fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan, busy: bool) -> 
     let fsyncs: Vec<f64> = d.iter().map(|(_, f)| *f).collect();
     let scenario = if busy { DurableScenario::SubmitBusy } else { DurableScenario::Submit };
     Ok(Line::new(scenario.name(), "submits/s", median(&rates), median(&m), plan.runs)
+        .with_fsyncs_per_1000(median(&fsyncs)))
+}
+
+/// `durable-throughput-full`: `durable-throughput` on a copy of the large file against
+/// `durable-throughput` on an empty one, alternating.
+fn throughput_full(rt: &tokio::runtime::Runtime, dir: &Path, big: &Path, plan: &Plan) -> anyhow::Result<Line> {
+    let n = plan.throughput_requests;
+    // The sweeper deletes the oldest finished requests every second, as fast as new ones
+    // finish (the copy starts at the default retention's limit); the baseline runs the same.
+    let plan = &Plan { setup: Setup { sweep_every: Some(Duration::from_secs(1)), ..plan.setup }, ..plan.clone() };
+    let (full, empty) = interleaved(
+        plan.runs,
+        || durable_throughput_run(rt, dir, Some(big), plan, n),
+        || durable_throughput_run(rt, dir, None, plan, n),
+    )?;
+    let rates: Vec<f64> = full.iter().map(|(r, _)| *r).collect();
+    let fsyncs: Vec<f64> = full.iter().map(|(_, f)| *f).collect();
+    let empty: Vec<f64> = empty.iter().map(|(r, _)| *r).collect();
+    Ok(Line::new(DurableScenario::ThroughputFull.name(), "requests/s", median(&rates), median(&empty), plan.runs)
         .with_fsyncs_per_1000(median(&fsyncs)))
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use atmo_workers::{
-    ActionDefinition, BankSpec, Handler, Handlers, Manifest, ParamType, ParameterSpec, Store, SubmitOptions,
-    SubmitRequest, WorkerManager,
+    ActionDefinition, BankSpec, EngineConfig, Handler, Handlers, Manifest, ParamType, ParameterSpec, RetentionConfig,
+    Store, SubmitOptions, SubmitRequest, WorkerManager,
 };
 use serde_json::Value;
 
@@ -35,6 +35,9 @@ pub(crate) struct Setup {
     pub(crate) retain_all: bool,
     /// Register the benchmark's tasks without a bank: submissions stay pending (intake only).
     pub(crate) intake_only: bool,
+    /// Run the retention sweeper this often instead of every 10 s (the default), so that a
+    /// run of a few seconds on a store at its retention limit sees its deletions.
+    pub(crate) sweep_every: Option<Duration>,
 }
 
 /// Starts a manager with the benchmark's bank.
@@ -53,6 +56,10 @@ pub(crate) async fn start_on(setup: Setup, store: Option<Arc<dyn Store>>) -> any
     let mut builder = WorkerManager::builder().name("atmo-bench");
     if let Some(store) = store {
         builder = builder.configure(|b| b.shared_store(store));
+    }
+    if let Some(interval) = setup.sweep_every {
+        let retention = RetentionConfig { interval, ..RetentionConfig::default() };
+        builder = builder.configure(|b| b.config(EngineConfig { retention, ..EngineConfig::default() }));
     }
     if setup.retain_all {
         builder = builder.configure(|b| b.retention(None, None));

@@ -50,7 +50,12 @@ impl Plan {
             connections: args.connections as usize,
             batch_connections: 4,
             batch: 1000,
-            setup: Setup { bank_capacity: args.load.bank_capacity as usize, retain_all: false, intake_only: false },
+            setup: Setup {
+                bank_capacity: args.load.bank_capacity as usize,
+                retain_all: false,
+                intake_only: false,
+                sweep_every: None,
+            },
             submit_requests,
             batch_requests,
             latency_warmup,

@@ -107,7 +107,8 @@ pub(super) fn per_second(n: usize, d: Duration) -> f64 {
 
 fn throughput(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Result<Line> {
     let n = plan.throughput_requests;
-    let setup = engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false, intake_only: false };
+    let setup =
+        engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false, intake_only: false, sweep_every: None };
     let engine_run = |n: usize| {
         rt.block_on(async { engine::throughput_rate(engine::start(setup).await?, n, plan.batch, plan.in_flight).await })
     };
@@ -120,7 +121,8 @@ fn throughput(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow:
 }
 
 fn latency(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Result<Line> {
-    let setup = engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false, intake_only: false };
+    let setup =
+        engine::Setup { bank_capacity: plan.bank_capacity, retain_all: false, intake_only: false, sweep_every: None };
     let engine_run = || {
         rt.block_on(async {
             engine::latency_times(engine::start(setup).await?, plan.latency_warmup, plan.latency_samples).await
@@ -135,7 +137,8 @@ fn latency(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Re
 fn memory(rt: &tokio::runtime::Runtime, pool: &Pool, plan: &Plan) -> anyhow::Result<Line> {
     let n = plan.memory_requests;
     let (params_bytes, result_bytes) = work::noop_payload_bytes(&ALLOC, 10_000);
-    let setup = engine::Setup { bank_capacity: plan.bank_capacity, retain_all: true, intake_only: false };
+    let setup =
+        engine::Setup { bank_capacity: plan.bank_capacity, retain_all: true, intake_only: false, sweep_every: None };
     let engine_run = || {
         rt.block_on(async {
             let manager = engine::start(setup).await?;

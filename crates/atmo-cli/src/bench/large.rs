@@ -1,4 +1,4 @@
-//! `durable-open` and `durable-query`: a SQLite store holding many finished requests.
+//! `durable-open`, `durable-query` and `durable-throughput-full`: a SQLite store holding many finished requests.
 //!
 //! The large file (1,000,000 finished requests; 100,000 with `--quick`) and a small one (1,000)
 //! are written once, by inserting finished requests straight into the store (as an import

@@ -50,7 +50,12 @@ impl Plan {
             batch: args.load.batch as usize,
             in_flight: args.load.in_flight as usize,
             pipeline: args.pipeline as usize,
-            setup: Setup { bank_capacity: args.load.bank_capacity as usize, retain_all: false, intake_only: false },
+            setup: Setup {
+                bank_capacity: args.load.bank_capacity as usize,
+                retain_all: false,
+                intake_only: false,
+                sweep_every: None,
+            },
             throughput_requests,
             latency_warmup,
             latency_samples,

@@ -72,7 +72,7 @@ impl Line {
     fn human(&self) -> String {
         let unit = self.unit;
         let mut s = format!(
-            "{:<18} {:>12} {:<13}  (baseline {} {unit}, ratio {:.3}",
+            "{:<23} {:>12} {:<13}  (baseline {} {unit}, ratio {:.3}",
             self.scenario,
             number(self.value),
             unit,
