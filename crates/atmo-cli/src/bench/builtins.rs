@@ -48,7 +48,7 @@ const MIN_PER_THREAD: usize = 8;
 const WARMUP_MAX: usize = 500;
 /// Width of the scenario column in `report`'s text lines; longer names push the rest right,
 /// so this bench pads every line to its longest action id instead.
-const REPORT_NAME_WIDTH: usize = 18;
+const REPORT_NAME_WIDTH: usize = super::report::NAME_WIDTH;
 
 /// Sizes of the benchmark.
 #[derive(Clone, Copy, Debug)]

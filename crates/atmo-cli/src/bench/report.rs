@@ -72,7 +72,7 @@ impl Line {
     fn human(&self) -> String {
         let unit = self.unit;
         let mut s = format!(
-            "{:<23} {:>12} {:<13}  (baseline {} {unit}, ratio {:.3}",
+            "{:<NAME_WIDTH$} {:>12} {:<13}  (baseline {} {unit}, ratio {:.3}",
             self.scenario,
             number(self.value),
             unit,
@@ -89,6 +89,10 @@ impl Line {
         s
     }
 }
+
+/// Width of the scenario column of the text lines: the longest scenario name
+/// (`durable-throughput-full`); a longer name pushes the rest of its line right.
+pub(crate) const NAME_WIDTH: usize = 23;
 
 fn round_to(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
@@ -158,7 +162,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "inproc-throughput     1,500,000 requests/s     (baseline 9,000,000 requests/s, ratio 0.167)"
+            "inproc-throughput          1,500,000 requests/s     (baseline 9,000,000 requests/s, ratio 0.167)"
         );
         assert_eq!(lines[0].find('('), lines[1].find('('));
         Ok(())
