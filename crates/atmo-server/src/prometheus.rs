@@ -135,7 +135,11 @@ pub(crate) fn render(m: &SystemMetrics, workers: &[WorkerInfo], totals: &Totals,
     o.sample("atmo_request_processing_seconds_sum", &[], p.mean_ms * p.count as f64 / 1000.0);
     o.sample("atmo_request_processing_seconds_count", &[], p.count as f64);
 
-    o.family("atmo_ready", "gauge", "1 while the server takes work, 0 once shutdown began.");
+    o.family(
+        "atmo_ready",
+        "gauge",
+        "1 while the server takes work, 0 once shutdown began or the store stopped taking writes.",
+    );
     o.sample("atmo_ready", &[], if ready { 1.0 } else { 0.0 });
     o.0
 }

@@ -45,6 +45,16 @@ impl AppState {
         *self.0.shutting_down.borrow()
     }
 
+    /// Whether the store still takes writes (see `Store::health`).
+    pub(crate) fn store_health(&self) -> Result<(), atmo_workers::StoreError> {
+        self.manager().request_manager().store().health()
+    }
+
+    /// Whether the server takes work: not shutting down, and its store takes writes.
+    pub(crate) fn is_ready(&self) -> bool {
+        !self.is_shutting_down() && self.store_health().is_ok()
+    }
+
     /// Resolves once shutdown begins.
     pub(crate) async fn shutdown_signal(&self) {
         let mut rx = self.0.shutting_down.subscribe();
@@ -144,7 +154,7 @@ impl Server {
     /// Whether the server takes work (`/readyz`): it is not shutting down and its store still
     /// takes writes.
     pub fn is_ready(&self) -> bool {
-        !self.state.is_shutting_down() && self.state.manager().request_manager().store().health().is_ok()
+        self.state.is_ready()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting connections, ends

@@ -241,6 +241,8 @@ async fn a_stopped_store_makes_the_service_unready() {
     assert!(r.headers.get(header::RETRY_AFTER).is_none());
     assert!(!app.server.is_ready());
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    let metrics = app.get("/metrics").await;
+    assert!(metrics.text.lines().any(|l| l == "atmo_ready 0"), "{}", metrics.text);
 
     stopped.store(false, Ordering::SeqCst);
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);

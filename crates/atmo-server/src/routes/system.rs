@@ -115,7 +115,7 @@ pub(crate) async fn history(State(state): State<AppState>) -> Response {
 pub(crate) async fn prometheus(State(state): State<AppState>) -> Result<Response, ApiError> {
     let m = state.manager();
     let metrics = m.metrics().await.map_err(|e| engine_error(&state, &e))?;
-    let text = crate::prometheus::render(&metrics, &m.workers(), &state.0.monitor.totals, !state.is_shutting_down());
+    let text = crate::prometheus::render(&metrics, &m.workers(), &state.0.monitor.totals, state.is_ready());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
@@ -156,7 +156,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             .with_retry_after(state.config().retry_after_secs)
             .into_response();
     }
-    if let Err(e) = state.manager().request_manager().store().health() {
+    if let Err(e) = state.store_health() {
         // No Retry-After: this does not pass by itself.
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", error_chain(&e)).into_response();
     }
