@@ -164,3 +164,19 @@ pub enum ServerError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
+
+/// An error and its sources, as one line (a source whose text its error already ends with is
+/// not repeated).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}

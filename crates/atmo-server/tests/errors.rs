@@ -8,11 +8,11 @@ use std::time::Duration;
 use atmo_server::ServerConfig;
 use atmo_testkit::hooked::{Health, HookedStore};
 use atmo_workers::store::MemoryStore;
-use atmo_workers::{StoreError, Task, WorkerManager};
+use atmo_workers::{BankSpec, StoreError, Task, WorkerManager};
 use axum::http::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::common::{app, app_with, config, engine, eventually};
+use crate::common::{app, app_with, config, engine, eventually, handlers, manifest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_lists_every_problem() {
@@ -209,8 +209,9 @@ fn binding_beyond_loopback_needs_a_token() {
     assert!(check_bind("10.1.2.3:80".parse().unwrap(), Some("t")).is_ok());
 }
 
-/// A store that stopped taking writes makes the service unready, with the store's reason and
-/// without `Retry-After` (it does not pass by itself); liveness is unaffected.
+/// A store that stopped taking writes makes the service unready and refuses submissions with
+/// 503 `STORE_FAILED`, with the store's reason and without `Retry-After` (it does not pass by
+/// itself); liveness and reads are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_store_makes_the_service_unready() {
     let stopped = Arc::new(AtomicBool::new(false));
@@ -228,6 +229,7 @@ async fn a_stopped_store_makes_the_service_unready() {
     };
     let store = HookedStore { health: Some(health), ..HookedStore::<MemoryStore>::default() };
     let manager = WorkerManager::builder().name("test").store(store).start().await.unwrap();
+    manager.initialize_worker_bank(BankSpec::new("math-bank", manifest()).workers(1).handlers(handlers())).unwrap();
     let app = app_with(manager, config()).await;
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
     assert!(app.server.is_ready());
@@ -243,8 +245,20 @@ async fn a_stopped_store_makes_the_service_unready() {
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
     let metrics = app.get("/metrics").await;
     assert!(metrics.text.lines().any(|l| l == "atmo_ready 0"), "{}", metrics.text);
+    // Submissions are refused the same way, not as an internal error; reads keep working.
+    for (path, body) in
+        [("/v1/requests", json!({"taskId": "echo"})), ("/v1/requests/batch", json!({"requests": [{"taskId": "echo"}]}))]
+    {
+        let r = app.post(path, body).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", r.text);
+        assert_eq!(r.body["code"], "STORE_FAILED", "{path}");
+        assert!(r.body["message"].as_str().unwrap().contains("fsync of the write-ahead log failed"), "{}", r.text);
+        assert!(r.headers.get(header::RETRY_AFTER).is_none(), "{path}");
+    }
+    assert_eq!(app.get("/v1/requests").await.status, StatusCode::OK);
 
     stopped.store(false, Ordering::SeqCst);
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(app.post("/v1/requests", json!({"taskId": "echo"})).await.status, StatusCode::CREATED);
     app.stop().await;
 }

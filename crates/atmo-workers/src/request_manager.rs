@@ -415,7 +415,8 @@ impl RequestManager {
     ///
     /// # Errors
     /// `UnknownTask` (listing known tasks), `Validation` (every problem), `PayloadTooLarge`,
-    /// `QueueFull`, `ShuttingDown`, or a store error.
+    /// `QueueFull`, `ShuttingDown`, or a store error (at once, without trying, when the store
+    /// reports that it stopped taking writes: see [`Store::health`](atmo_core::Store::health)).
     pub async fn submit(&self, task_id: &str, parameters: Value, options: SubmitOptions) -> Result<RequestId> {
         let req = SubmitRequest { task_id: task_id.to_owned(), parameters, options };
         let mut ids = self.submit_batch(vec![req], None).await?;
@@ -440,6 +441,8 @@ impl RequestManager {
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
+        // A store that stopped taking writes would refuse the batch anyway: say why at once.
+        inner.store.health()?;
         let now = inner.clock.now();
         let n = requests.len();
         let mut built = Vec::with_capacity(n);

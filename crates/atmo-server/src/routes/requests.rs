@@ -211,6 +211,13 @@ fn validation_error(issues: Vec<Value>, index: Option<usize>) -> ApiError {
 /// Maps an engine error; validation problems get the same `details.errors` shape as the
 /// server's own.
 pub(crate) fn engine_error(state: &AppState, e: &Error) -> ApiError {
+    let store_error =
+        matches!(e, Error::Store(_)) || matches!(e, Error::Batch { source, .. } if matches!(**source, Error::Store(_)));
+    if store_error && state.store_health().is_err() {
+        // The store stopped taking writes (`/readyz` says the same): unavailable until the
+        // service is restarted, not an internal error of this request.
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", crate::error::error_chain(e));
+    }
     let mut api = ApiError::from_engine(e, state.config().retry_after_secs);
     match e {
         Error::Validation { errors, .. } => api.details["errors"] = json!(parameter_issues(errors)),
@@ -249,7 +256,7 @@ fn header_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         (status = 413, description = "Body or parameters too large", body = ErrorBody),
         (status = 422, description = "Unknown task (`details.knownTasks`)", body = ErrorBody),
         (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Shutting down; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Shutting down (`SHUTTING_DOWN`, see Retry-After), or the store stopped taking writes (`STORE_FAILED`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn submit(
@@ -300,7 +307,7 @@ pub(crate) async fn submit(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "A request names an unknown task; `details.index` names it", body = ErrorBody),
         (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Shutting down; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Shutting down (`SHUTTING_DOWN`, see Retry-After), or the store stopped taking writes (`STORE_FAILED`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn submit_batch(

@@ -158,25 +158,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
     if let Err(e) = state.store_health() {
         // No Retry-After: this does not pass by itself.
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", error_chain(&e)).into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", crate::error::error_chain(&e))
+            .into_response();
     }
     Json(json!({"status": "ready"})).into_response()
-}
-
-/// An error and its sources, as one line (a source whose text its error already ends with is
-/// not repeated).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = cause.source();
-    }
-    s
 }
 
 /// The dashboard: one self-contained page.
