@@ -265,6 +265,23 @@ impl RequestManager {
         &self.inner.store
     }
 
+    /// Whether the engine takes submissions: from its start until shutdown begins (after that,
+    /// submissions fail with `ShuttingDown`). A readiness probe wants this and the store's
+    /// [`health`](Store::health) (the service's `/readyz` checks both).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = atmo_workers::WorkerManager::builder().start().await?;
+    /// assert!(manager.is_accepting());
+    /// manager.shutdown(std::time::Duration::ZERO).await?;
+    /// assert!(!manager.is_accepting());
+    /// # Ok::<_, atmo_workers::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn is_accepting(&self) -> bool {
+        self.inner.accepting.load(Ordering::Acquire)
+    }
+
     /// The current time by the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()

@@ -92,12 +92,14 @@ async fn shutdown_stops_intake_drains_then_cancels_what_is_left() -> anyhow::Res
     let queued = manager.submit("job", json!({"ms": 10}), SubmitOptions::new().priority(1)).await?;
     let later = manager.submit("job", json!({}), SubmitOptions::new().delay(Duration::from_secs(3600))).await?;
     settle().await;
+    assert!(manager.is_accepting());
 
     let stopping = tokio::spawn({
         let manager = manager.clone();
         async move { manager.shutdown(Duration::from_secs(10)).await }
     });
     settle().await;
+    assert!(!manager.is_accepting(), "intake stops as soon as shutdown begins");
     assert!(matches!(manager.submit("job", json!({}), SubmitOptions::new()).await, Err(Error::ShuttingDown)));
     let refused = manager.initialize_worker_bank(BankSpec::new("late", lenient("late", &["late"])?));
     assert!(matches!(refused, Err(Error::ShuttingDown)));
