@@ -181,7 +181,21 @@ fn durable_throughput_run(
         let elapsed = engine::throughput(&m, n, plan.batch, plan.in_flight).await?;
         Ok((elapsed, m))
     }))
-    .map(|(elapsed, syncs)| (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64))
+    .map(|(elapsed, syncs)| rate_and_fsyncs(n, elapsed, syncs))
+}
+
+/// A run's rate of `n` operations and its fsyncs per 1,000 of them.
+fn rate_and_fsyncs(n: usize, elapsed: Duration, syncs: u64) -> (f64, f64) {
+    (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64)
+}
+
+/// The line of a durable scenario: the medians of its runs' rates and fsyncs per 1,000, and
+/// of its baseline's rates.
+fn line_with_fsyncs(scenario: DurableScenario, unit: &'static str, runs: &[(f64, f64)], baseline: &[f64]) -> Line {
+    let rates: Vec<f64> = runs.iter().map(|(r, _)| *r).collect();
+    let fsyncs: Vec<f64> = runs.iter().map(|(_, f)| *f).collect();
+    Line::new(scenario.name(), unit, median(&rates), median(baseline), u32::try_from(runs.len()).unwrap_or(u32::MAX))
+        .with_fsyncs_per_1000(median(&fsyncs))
 }
 
 fn throughput(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::Result<Line> {
@@ -196,10 +210,7 @@ fn throughput(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan) -> anyhow::
     durable_run(n / 10)?;
     memory_run(n / 10)?;
     let (d, m) = interleaved(plan.runs, || durable_run(n), || memory_run(n))?;
-    let rates: Vec<f64> = d.iter().map(|(r, _)| *r).collect();
-    let fsyncs: Vec<f64> = d.iter().map(|(_, f)| *f).collect();
-    Ok(Line::new(DurableScenario::Throughput.name(), "requests/s", median(&rates), median(&m), plan.runs)
-        .with_fsyncs_per_1000(median(&fsyncs)))
+    Ok(line_with_fsyncs(DurableScenario::Throughput, "requests/s", &d, &m))
 }
 
 /// `durable-submit` (`busy`: `durable-submit-busy`, with the bank processing).
@@ -211,18 +222,15 @@ fn submit(rt: &tokio::runtime::Runtime, dir: &Path, plan: &Plan, busy: bool) -> 
             let elapsed = engine::submit_load(&m, n, plan.submitters).await?;
             Ok((elapsed, m))
         }))
-        .map(|(elapsed, syncs)| (per_second(n, elapsed), syncs as f64 * 1000.0 / n.max(1) as f64))
+        .map(|(elapsed, syncs)| rate_and_fsyncs(n, elapsed, syncs))
     };
     let memory_run =
         |n: usize| rt.block_on(async { engine::submit_rate(engine::start(setup).await?, n, plan.submitters).await });
     durable_run(n / 10)?;
     memory_run(n / 10)?;
     let (d, m) = interleaved(plan.runs, || durable_run(n), || memory_run(n))?;
-    let rates: Vec<f64> = d.iter().map(|(r, _)| *r).collect();
-    let fsyncs: Vec<f64> = d.iter().map(|(_, f)| *f).collect();
     let scenario = if busy { DurableScenario::SubmitBusy } else { DurableScenario::Submit };
-    Ok(Line::new(scenario.name(), "submits/s", median(&rates), median(&m), plan.runs)
-        .with_fsyncs_per_1000(median(&fsyncs)))
+    Ok(line_with_fsyncs(scenario, "submits/s", &d, &m))
 }
 
 /// `durable-throughput-full`: `durable-throughput` on a copy of the large file against
@@ -237,11 +245,8 @@ fn throughput_full(rt: &tokio::runtime::Runtime, dir: &Path, big: &Path, plan: &
         || durable_throughput_run(rt, dir, Some(big), plan, n),
         || durable_throughput_run(rt, dir, None, plan, n),
     )?;
-    let rates: Vec<f64> = full.iter().map(|(r, _)| *r).collect();
-    let fsyncs: Vec<f64> = full.iter().map(|(_, f)| *f).collect();
     let empty: Vec<f64> = empty.iter().map(|(r, _)| *r).collect();
-    Ok(Line::new(DurableScenario::ThroughputFull.name(), "requests/s", median(&rates), median(&empty), plan.runs)
-        .with_fsyncs_per_1000(median(&fsyncs)))
+    Ok(line_with_fsyncs(DurableScenario::ThroughputFull, "requests/s", &full, &empty))
 }
 
 fn open(rt: &tokio::runtime::Runtime, big: &Path, small: &Path, plan: &Plan) -> anyhow::Result<Line> {
