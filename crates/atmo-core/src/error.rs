@@ -266,9 +266,48 @@ pub enum Error {
     /// A query is malformed (a cursor not produced by a previous page, an empty range).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
-    /// A bank or configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The engine needs a runtime to run on and found none (outside a tokio runtime, with no
+    /// runtime given to the builder).
+    #[error("no runtime to run on: call from within a tokio runtime or give the builder one with `runtime(...)`")]
+    NoRuntime,
+    /// The engine was already started.
+    #[error("the engine is already started")]
+    AlreadyStarted,
+    /// A bank with this id exists already.
+    #[error("a bank with id `{bank_id}` already exists")]
+    BankExists {
+        /// The id asked for.
+        bank_id: String,
+    },
+    /// No bank has this id.
+    #[error("no bank with id `{bank_id}`")]
+    BankNotFound {
+        /// The id asked for.
+        bank_id: String,
+    },
+    /// A bank's specification is inconsistent; every problem is listed.
+    #[error("bank `{bank_id}`: {}", problems.join("; "))]
+    InvalidBank {
+        /// The bank.
+        bank_id: String,
+        /// What is wrong with it.
+        problems: Vec<String>,
+    },
+    /// A bank's workers could not be started.
+    #[error("bank `{bank_id}`: its workers could not start: {source}")]
+    BankStart {
+        /// The bank.
+        bank_id: String,
+        /// Why (an I/O error starting a thread or process, a worker refused at its handshake).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// No event matching the condition arrived within the time limit.
+    #[error("no matching event arrived within {} ms", .0.as_millis())]
+    EventTimeout(Duration),
+    /// An invariant of the engine did not hold (a bug: please report it).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The engine is shutting down and accepts no new work.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -300,7 +339,14 @@ impl Error {
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Error::InvalidQuery(_) => "INVALID_QUERY",
-            Error::Config(_) => "INVALID_CONFIG",
+            Error::NoRuntime => "NO_RUNTIME",
+            Error::AlreadyStarted => "ALREADY_STARTED",
+            Error::BankExists { .. } => "BANK_EXISTS",
+            Error::BankNotFound { .. } => "BANK_NOT_FOUND",
+            Error::InvalidBank { .. } => "INVALID_BANK",
+            Error::BankStart { .. } => "BANK_START_FAILED",
+            Error::EventTimeout(_) => "EVENT_TIMEOUT",
+            Error::Internal(_) => "INTERNAL",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::WaitTimeout(_) => "WAIT_TIMEOUT",
             Error::Batch { source, .. } => source.code(),

@@ -2,22 +2,20 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use atmo_core::manifest::{ValidationErrors, ValidationIssue, ValidationIssueKind};
 use atmo_core::{
-    Bank, Capability, ClaimParams, Clock, Error, Event, EventKind, EventType, InsertOutcome, Manifest, MetricsParams,
-    QueryPage, Request, RequestId, RequestLifecycle, RequestQuery, RequestResult, RequestStatus, Result, Store,
-    SubmitOptions, SubmitRequest, SystemMetrics, Task, TaskError, Timestamp, Transition, TransitionRejected,
+    Bank, Capability, Clock, Error, Event, EventType, Manifest, QueryPage, Request, RequestId, RequestLifecycle,
+    RequestQuery, RequestResult, Result, Store, SubmitOptions, SubmitRequest, SystemMetrics, Task, TaskError,
+    Timestamp,
 };
-use futures::StreamExt;
 use serde_json::Value;
 
-use crate::clock::TokioClock;
 use crate::engine::config::EngineConfig;
-use crate::engine::{Inner, Reducer, TaskEntry};
-use crate::events::{EventItem, EventStream};
+use crate::engine::state::Parts;
+use crate::engine::{Engine, Reducer};
+use crate::events::EventStream;
+use crate::runtime::{Runtime, RuntimeClock};
 use crate::store::MemoryStore;
 
 /// The request ledger: registration of banks, tasks and capabilities; submission; state;
@@ -52,7 +50,7 @@ use crate::store::MemoryStore;
 /// ```
 #[derive(Clone, Debug)]
 pub struct RequestManager {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 /// Builds a [`RequestManager`] (or, through [`WorkerManager::builder`](crate::WorkerManager::builder),
@@ -62,6 +60,7 @@ pub struct RequestManagerBuilder {
     pub(crate) name: String,
     pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) runtime: Option<Arc<dyn Runtime>>,
     pub(crate) config: EngineConfig,
     pub(crate) reducer: Option<Reducer>,
     pub(crate) node_id: Option<String>,
@@ -79,6 +78,7 @@ impl Default for RequestManagerBuilder {
             name: "atmo".to_owned(),
             store: None,
             clock: None,
+            runtime: None,
             config: EngineConfig::default(),
             reducer: None,
             node_id: None,
@@ -105,10 +105,17 @@ impl RequestManagerBuilder {
         self
     }
 
-    /// Where time comes from (default: [`TokioClock`], which tests drive with
-    /// `tokio::time::pause`).
+    /// Where time comes from (default: the runtime's time; on tokio a
+    /// [`TokioClock`](crate::clock::TokioClock), which tests drive with `tokio::time::pause`).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Where the engine's tasks run and sleep (default, with the `native` feature: the tokio
+    /// runtime the engine is built or started on, as [`TokioRuntime`](crate::runtime::TokioRuntime)).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
         self
     }
 
@@ -152,95 +159,69 @@ impl RequestManagerBuilder {
         self
     }
 
-    pub(crate) fn into_inner(self) -> Inner {
+    pub(crate) fn into_engine(self) -> Engine {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let runtime = self.runtime.clone().or_else(default_runtime);
+        let clock = match (self.clock, &self.runtime) {
+            (Some(c), _) => c,
+            // A runtime of one's own: its time, so that timestamps and sleeps agree.
+            (None, Some(rt)) => Arc::new(RuntimeClock(rt.clone())),
+            (None, None) => default_clock(),
+        };
         let node_id: Arc<str> = match self.node_id {
             Some(n) => Arc::from(n),
             None => Arc::from(format!("{}-{:016x}", self.name, fastrand::u64(..))),
         };
-        Inner::new(self.name, store, clock, node_id, self.config, self.reducer)
+        Engine::new(Parts {
+            name: self.name,
+            node_id,
+            store,
+            clock,
+            runtime,
+            config: self.config,
+            reducer: self.reducer,
+        })
     }
 
     /// Builds the manager.
     pub fn build(self) -> RequestManager {
-        RequestManager { inner: Arc::new(self.into_inner()) }
+        RequestManager { engine: Arc::new(self.into_engine()) }
     }
 }
 
-/// What a submission event says about a request.
-type Summary = (RequestId, Arc<str>, u8, Option<Arc<str>>, RequestStatus);
-
-/// Counts bytes without storing them: the payload limit needs the serialized size, not the text.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+#[cfg(feature = "native")]
+fn default_runtime() -> Option<Arc<dyn Runtime>> {
+    crate::runtime::TokioRuntime::current().ok().map(|rt| Arc::new(rt) as Arc<dyn Runtime>)
 }
 
-/// An upper bound of `value`'s size as compact JSON, if it is at most `limit`; `None` when the
-/// bound exceeds `limit`, or for a non-integer number, whose printed length is not bounded as
-/// cheaply.
-fn json_size_bound(value: &Value, limit: usize) -> Option<usize> {
-    // A string's escaped form is at most six bytes per byte (`\u00XX`), plus its quotes.
-    fn string(len: usize) -> usize {
-        len.saturating_mul(6).saturating_add(2)
-    }
-    fn walk(value: &Value, total: &mut usize, limit: usize) -> bool {
-        let add = match value {
-            Value::Null | Value::Bool(_) => 5,
-            // An integer that fits 64 bits prints in at most 20 characters.
-            Value::Number(n) if n.is_i64() || n.is_u64() => 20,
-            Value::Number(_) => return false,
-            Value::String(s) => string(s.len()),
-            Value::Array(items) => {
-                // Brackets and commas.
-                *total = total.saturating_add(items.len() + 2);
-                return *total <= limit && items.iter().all(|v| walk(v, total, limit));
-            }
-            Value::Object(map) => {
-                *total = total.saturating_add(2);
-                for (k, v) in map {
-                    // The key, its colon and a comma.
-                    *total = total.saturating_add(string(k.len()) + 2);
-                    if *total > limit || !walk(v, total, limit) {
-                        return false;
-                    }
-                }
-                return true;
-            }
-        };
-        *total = total.saturating_add(add);
-        *total <= limit
-    }
-    let mut total = 0;
-    walk(value, &mut total, limit).then_some(total)
+#[cfg(not(feature = "native"))]
+fn default_runtime() -> Option<Arc<dyn Runtime>> {
+    None
+}
+
+#[cfg(feature = "native")]
+fn default_clock() -> Arc<dyn Clock> {
+    Arc::new(crate::clock::TokioClock::new())
+}
+
+/// Without the `native` feature there is no system clock to fall back on: an engine built
+/// with neither a runtime nor a clock reads the Unix epoch until it is given one.
+#[cfg(not(feature = "native"))]
+fn default_clock() -> Arc<dyn Clock> {
+    Arc::new(atmo_core::ManualClock::new(Timestamp::EPOCH))
 }
 
 /// A registered `on(...)` callback; [`EventSubscription::unsubscribe`] stops it. Dropping the
 /// handle keeps the callback running, as an event listener would.
 #[derive(Debug)]
 pub struct EventSubscription {
-    handle: tokio::task::JoinHandle<()>,
+    task: crate::runtime::Task,
 }
 
 impl EventSubscription {
     /// Stops calling the callback.
     pub fn unsubscribe(self) {
-        self.handle.abort();
-    }
-}
-
-fn validation(task_id: &str, parameter: &str, kind: ValidationIssueKind, message: String) -> Error {
-    Error::Validation {
-        task_id: task_id.to_owned(),
-        errors: ValidationErrors(vec![ValidationIssue { parameter: parameter.to_owned(), kind, message }]),
+        self.task.abort();
     }
 }
 
@@ -252,17 +233,17 @@ impl RequestManager {
 
     /// The manager's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.engine.name()
     }
 
     /// This engine's identity in its store.
     pub fn node_id(&self) -> &str {
-        &self.inner.node_id
+        self.engine.node_id()
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
+        self.engine.store()
     }
 
     /// Whether the engine takes submissions: from its start until shutdown begins (after that,
@@ -279,12 +260,12 @@ impl RequestManager {
     /// # }).unwrap();
     /// ```
     pub fn is_accepting(&self) -> bool {
-        self.inner.accepting.load(Ordering::Acquire)
+        self.engine.is_accepting()
     }
 
     /// The current time by the engine's clock.
     pub fn now(&self) -> Timestamp {
-        self.inner.clock.now()
+        self.engine.clock().now()
     }
 
     // ===== registration =====
@@ -292,143 +273,50 @@ impl RequestManager {
     /// Registers a bank record (a bank of workers is registered by
     /// [`WorkerManager::initialize_worker_bank`](crate::WorkerManager::initialize_worker_bank)).
     pub fn register_bank(&self, mut bank: Bank) {
-        bank.created_at.get_or_insert_with(|| self.inner.clock.now());
-        self.inner.registry.write().banks.insert(bank.bank_id.clone(), bank);
+        bank.created_at.get_or_insert_with(|| self.now());
+        self.engine.registry().register_bank(bank);
     }
 
     /// Registers a task that accepts any parameters.
     pub fn register_task(&self, task: Task) {
-        let mut reg = self.inner.registry.write();
-        reg.tasks.insert(task.task_id.clone(), Arc::new(TaskEntry::plain(task)));
+        self.engine.registry().register_task(task);
     }
 
     /// Registers a manifest: each of its actions becomes a task whose parameters are validated
     /// against the action's schema, with its timeout and retry policy.
     pub fn register_manifest(&self, manifest: Manifest) -> Arc<Manifest> {
-        let mut reg = self.inner.registry.write();
-        let m = reg.manifests.register(manifest);
-        for i in 0..m.actions.len() {
-            if let Some(entry) = TaskEntry::from_manifest(&m, i) {
-                reg.tasks.insert(entry.task.task_id.clone(), Arc::new(entry));
-            }
-        }
-        m
+        self.engine.registry().register_manifest(manifest)
     }
 
     /// Registers a bank's capability for a task.
     pub fn register_capability(&self, capability: Capability) {
-        let key = (capability.bank_id.clone(), capability.task_id.clone());
-        self.inner.registry.write().capabilities.insert(key, capability);
+        self.engine.registry().register_capability(capability);
     }
 
     /// Registered tasks.
     pub fn tasks(&self) -> Vec<Task> {
-        let reg = self.inner.registry.read();
-        let mut v: Vec<Task> = reg.tasks.values().map(|e| e.task.clone()).collect();
-        v.sort_by(|a, b| a.task_id.cmp(&b.task_id));
-        v
+        self.engine.registry().tasks()
     }
 
     /// Registered manifests.
     pub fn manifests(&self) -> Vec<Arc<Manifest>> {
-        self.inner.registry.read().manifests.manifests().cloned().collect()
+        self.engine.registry().manifests()
     }
 
     /// Banks: those with workers (live figures) and registered records.
     pub fn banks(&self) -> Vec<Bank> {
-        let mut out: Vec<Bank> = self.inner.banks.read().iter().map(|b| b.record()).collect();
-        let reg = self.inner.registry.read();
-        for (id, bank) in &reg.banks {
-            if !out.iter().any(|b| &b.bank_id == id) {
-                out.push(bank.clone());
-            }
-        }
-        out
+        self.engine.registry().banks()
     }
 
     /// Capabilities, with live load and success figures for banks with workers.
     pub fn capabilities(&self) -> Vec<Capability> {
-        let runtime = self.inner.banks.read().clone();
-        let reg = self.inner.registry.read();
-        reg.capabilities
-            .values()
-            .map(|c| {
-                let mut c = c.clone();
-                if let Some(b) = runtime.iter().find(|b| b.id == c.bank_id) {
-                    c.current_load = b.load();
-                    c.success_rate = b.success_rate();
-                    c.average_processing_time_ms = b.average_processing_ms();
-                }
-                c
-            })
-            .collect()
+        self.engine.registry().capabilities()
     }
 
     // ===== submission =====
 
-    fn build_request(&self, req: SubmitRequest, entry: Option<&Arc<TaskEntry>>, now: Timestamp) -> Result<Request> {
-        let SubmitRequest { task_id, parameters, options } = req;
-        let Some(entry) = entry else {
-            let known = self.inner.registry.read().known_tasks();
-            return Err(Error::UnknownTask { task_id, known });
-        };
-        let limit = self.inner.config.max_payload_bytes;
-        // Most parameters are far below the limit, which a cheap upper bound shows without
-        // printing them; the exact size is measured only when the bound does not settle it.
-        if json_size_bound(&parameters, limit).is_none() {
-            let mut counter = ByteCounter(0);
-            if serde_json::to_writer(&mut counter, &parameters).is_ok() && counter.0 > limit {
-                return Err(Error::PayloadTooLarge { size: counter.0, limit });
-            }
-        }
-        let parameters = match entry.action() {
-            Some(action) => {
-                action.validate(parameters).map_err(|errors| Error::Validation { task_id: task_id.clone(), errors })?
-            }
-            None if parameters.is_null() => Value::Object(Default::default()),
-            None => parameters,
-        };
-        let SubmitOptions { priority, client_id, metadata, idempotency_key, run_at, delay, timeout, retry } = options;
-        let priority = priority.unwrap_or(atmo_core::DEFAULT_PRIORITY);
-        if !(atmo_core::MIN_PRIORITY..=atmo_core::MAX_PRIORITY).contains(&priority) {
-            return Err(validation(
-                &task_id,
-                "priority",
-                ValidationIssueKind::OutOfRange,
-                format!("priority must be between 1 and 10 (10 runs first), got {priority}"),
-            ));
-        }
-        if timeout.is_some_and(|t| t.is_zero()) {
-            return Err(validation(
-                &task_id,
-                "timeout",
-                ValidationIssueKind::OutOfRange,
-                "timeout must be positive".into(),
-            ));
-        }
-        let run_at = match (run_at, delay) {
-            (Some(t), Some(d)) => Some(t.max(now + d)),
-            (Some(t), None) => Some(t),
-            (None, Some(d)) => Some(now + d),
-            (None, None) => None,
-        }
-        .filter(|t| *t > now);
-        let mut random = [0u8; 10];
-        fastrand::fill(&mut random);
-        // `Request::new` leaves room in the history for the usual path (assigned, processing,
-        // finished). Fields are set in place: a struct update would copy the whole request.
-        let mut request =
-            Request::new(RequestId::from_parts(now, random), entry.task.task_id.clone(), parameters, now, run_at);
-        request.priority = priority;
-        request.client_id = client_id.map(Arc::from);
-        request.metadata = metadata.filter(|m| !m.is_empty()).map(Box::new);
-        request.idempotency_key = idempotency_key.map(String::into_boxed_str);
-        request.timeout = timeout;
-        request.retry = retry.map(Box::new);
-        Ok(request)
-    }
-
-    /// Submits one request; returns its id once the store accepted it.
+    /// Submits one request; returns its id once the store accepted it. In test mode, the
+    /// request has also finished (unless it was delayed).
     ///
     /// # Errors
     /// `UnknownTask` (listing known tasks), `Validation` (every problem), `PayloadTooLarge`,
@@ -436,8 +324,8 @@ impl RequestManager {
     /// reports that it stopped taking writes: see [`Store::health`](atmo_core::Store::health)).
     pub async fn submit(&self, task_id: &str, parameters: Value, options: SubmitOptions) -> Result<RequestId> {
         let req = SubmitRequest { task_id: task_id.to_owned(), parameters, options };
-        let mut ids = self.submit_batch(vec![req], None).await?;
-        ids.pop().ok_or_else(|| Error::Config("store returned no outcome".into()))
+        let mut ids = self.engine.submit_batch(vec![req], None).await?;
+        ids.pop().ok_or(Error::Internal("the store answered a submission with no outcome"))
     }
 
     /// Submits many requests at once: all are accepted or none.
@@ -446,89 +334,7 @@ impl RequestManager {
     /// As [`RequestManager::submit`]; a problem with one request fails the batch, and the
     /// error names the request's index.
     pub async fn submit_many(&self, requests: Vec<SubmitRequest>) -> Result<Vec<RequestId>> {
-        self.submit_batch(requests, None).await
-    }
-
-    async fn submit_batch(
-        &self,
-        requests: Vec<SubmitRequest>,
-        waiter: Option<&mut Option<Arc<crate::engine::waiters::BatchWait>>>,
-    ) -> Result<Vec<RequestId>> {
-        let inner = &self.inner;
-        if !inner.accepting.load(Ordering::Acquire) {
-            return Err(Error::ShuttingDown);
-        }
-        // A store that stopped taking writes would refuse the batch anyway: say why at once.
-        inner.store.health()?;
-        let now = inner.clock.now();
-        let n = requests.len();
-        let mut built = Vec::with_capacity(n);
-        // Batches are usually of one task: look it up once, not per request.
-        let mut last: Option<Arc<TaskEntry>> = None;
-        for (i, r) in requests.into_iter().enumerate() {
-            if last.as_ref().is_none_or(|e| *e.task.task_id != *r.task_id) {
-                last = self.inner.registry.read().tasks.get(r.task_id.as_str()).cloned();
-            }
-            match self.build_request(r, last.as_ref(), now) {
-                Ok(r) => built.push(r),
-                Err(e) if n > 1 => return Err(Error::Batch { index: i, source: Box::new(e) }),
-                Err(e) => return Err(e),
-            }
-        }
-        let capacity = inner.config.queue_capacity;
-        let before = inner.active.fetch_add(n, Ordering::AcqRel);
-        if before + n > capacity {
-            inner.active.fetch_sub(n, Ordering::AcqRel);
-            inner.events.emit_with(|| EventKind::SystemOverload { queued: before, capacity });
-            return Err(Error::QueueFull { queued: before, capacity });
-        }
-        let ids: Vec<RequestId> = built.iter().map(|r| r.request_id).collect();
-        if let Some(w) = waiter {
-            *w = Some(inner.waiters.register_batch(&ids));
-        }
-        let any_scheduled = built.iter().any(|r| r.status == RequestStatus::Scheduled);
-        let events_on = inner.events.active();
-        let summaries: Vec<Summary> = if events_on {
-            built.iter().map(|r| (r.request_id, r.task_id.clone(), r.priority, r.client_id.clone(), r.status)).collect()
-        } else {
-            Vec::new()
-        };
-        // With subscribers, a dispatch round must not emit a request's assignment before its
-        // submission: the gate orders them (and costs nothing when nobody listens).
-        let gate = if events_on { Some(inner.events_gate.read().await) } else { None };
-        let outcomes = match inner.store.insert_many(built).await {
-            Ok(o) => o,
-            Err(e) => {
-                inner.active.fetch_sub(n, Ordering::AcqRel);
-                return Err(e.into());
-            }
-        };
-        let duplicates = outcomes.iter().filter(|o| matches!(o, InsertOutcome::Duplicate(_))).count();
-        if duplicates > 0 {
-            inner.active.fetch_sub(duplicates, Ordering::AcqRel);
-        }
-        for (i, (id, task_id, priority, client_id, status)) in summaries.into_iter().enumerate() {
-            if matches!(outcomes.get(i), Some(InsertOutcome::Inserted(_))) {
-                inner.events.emit(EventKind::RequestSubmitted { request_id: id, task_id, priority, client_id, status });
-                inner.events.emit(EventKind::RequestStatusChanged {
-                    request_id: id,
-                    from: None,
-                    to: status,
-                    attempt: 0,
-                });
-            }
-        }
-        drop(gate);
-        if any_scheduled {
-            inner.schedule_wake.notify_one();
-        }
-        if inner.started.load(Ordering::Acquire) && !crate::engine::dispatcher::try_dispatch_now(inner).await {
-            inner.dispatch_wake.notify_one();
-        }
-        if inner.reducer.is_some() {
-            self.run_test_mode().await?;
-        }
-        Ok(outcomes.iter().map(InsertOutcome::id).collect())
+        self.engine.submit_batch(requests, None).await
     }
 
     /// Submits one request and waits for its result.
@@ -552,100 +358,7 @@ impl RequestManager {
     /// # Errors
     /// As [`RequestManager::submit_many`].
     pub async fn submit_many_and_wait(&self, requests: Vec<SubmitRequest>) -> Result<Vec<RequestResult>> {
-        let mut waiter = None;
-        let ids = self.submit_batch(requests, Some(&mut waiter)).await?;
-        let Some(batch) = waiter else { return Err(Error::Config("no waiter registered".into())) };
-        // Requests that were idempotent duplicates resolve through their originals.
-        let mut dup = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            if !batch.covers(i, *id) {
-                dup.push((i, *id));
-            }
-        }
-        for (i, id) in dup {
-            if let Some(registered) = batch.registered_id(i) {
-                self.inner.waiters.drop_batch_slot(registered);
-            }
-            let r = self.wait(id).await?;
-            batch.fill_index(i, r);
-        }
-        let results = batch.wait().await;
-        // Collected into an exact allocation: a flattening `collect` cannot know the count and
-        // would copy the results at every doubling.
-        let mut out = Vec::with_capacity(results.len());
-        for (r, id) in results.into_iter().zip(&ids) {
-            match r {
-                Some(r) => out.push(r),
-                None => return Err(Error::NotFound(*id)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Processes pending requests with the reducer (test mode).
-    async fn run_test_mode(&self) -> Result<()> {
-        let Some(reducer) = self.inner.reducer.clone() else { return Ok(()) };
-        let task_ids: Vec<Arc<str>> = self.inner.registry.read().tasks.keys().cloned().collect();
-        let bank: Arc<str> = Arc::from("test-mode");
-        let worker: Arc<str> = Arc::from("test-mode/reducer");
-        loop {
-            let now = self.inner.clock.now();
-            let claimed = self
-                .inner
-                .store
-                .claim(ClaimParams {
-                    bank_id: bank.clone(),
-                    task_ids: task_ids.clone(),
-                    limit: 1024,
-                    owner: self.inner.node_id.clone(),
-                    now,
-                    lease_until: now + self.inner.config.lease_duration,
-                })
-                .await?;
-            if claimed.is_empty() {
-                return Ok(());
-            }
-            let mut transitions = Vec::with_capacity(claimed.len() * 2);
-            for req in claimed {
-                self.inner.events.emit_with(|| EventKind::RequestStatusChanged {
-                    request_id: req.request_id,
-                    from: Some(RequestStatus::Pending),
-                    to: RequestStatus::Assigned,
-                    attempt: req.attempt,
-                });
-                self.inner.events.emit_with(|| EventKind::RequestAssigned {
-                    request_id: req.request_id,
-                    bank_id: bank.clone(),
-                    attempt: req.attempt,
-                });
-                let at = self.inner.clock.now();
-                transitions.push(Transition::start(req.request_id, req.attempt, worker.clone(), at));
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer(&req.task_id, &req.parameters)));
-                let at = self.inner.clock.now();
-                transitions.push(match outcome {
-                    Ok(Ok(v)) => Transition::complete(req.request_id, req.attempt, Arc::new(v), at),
-                    Ok(Err(e)) => Transition::fail(
-                        req.request_id,
-                        req.attempt,
-                        atmo_core::RequestError::from_task_error(e, false, req.attempt, at),
-                        at,
-                    ),
-                    Err(p) => Transition::fail(
-                        req.request_id,
-                        req.attempt,
-                        atmo_core::RequestError::from_task_error(
-                            TaskError::system("HANDLER_PANIC", crate::engine::thread::panic_message(&*p)),
-                            false,
-                            req.attempt,
-                            at,
-                        ),
-                        at,
-                    ),
-                });
-            }
-            self.inner.commit(transitions).await?;
-        }
+        self.engine.submit_many_and_wait(requests).await
     }
 
     // ===== reading =====
@@ -655,7 +368,7 @@ impl RequestManager {
     /// # Errors
     /// `NotFound`, or a store error.
     pub async fn get_request(&self, id: RequestId) -> Result<Request> {
-        self.inner.store.get(id).await?.ok_or(Error::NotFound(id))
+        self.engine.get_request(id).await
     }
 
     /// The result, once the request finished (`None` while it runs).
@@ -671,28 +384,7 @@ impl RequestManager {
     /// # Errors
     /// `NotFound`, or a store error.
     pub async fn get_lifecycle(&self, id: RequestId) -> Result<RequestLifecycle> {
-        let request = self.get_request(id).await?;
-        let reg = self.inner.registry.read();
-        let task = reg.tasks.get(&*request.task_id).map(|e| e.task.clone());
-        let bank = request.bank_id.as_ref().and_then(|b| {
-            self.inner
-                .banks
-                .read()
-                .iter()
-                .find(|r| &r.id == b)
-                .map(|r| r.record())
-                .or_else(|| reg.banks.get(b).cloned())
-        });
-        let capability =
-            request.bank_id.as_ref().and_then(|b| reg.capabilities.get(&(b.clone(), request.task_id.clone())).cloned());
-        Ok(RequestLifecycle {
-            assignment: request.assignment(),
-            result: request.to_result(),
-            task,
-            bank,
-            capability,
-            request,
-        })
+        self.engine.get_lifecycle(id).await
     }
 
     /// Requests matching a query, one page.
@@ -700,15 +392,7 @@ impl RequestManager {
     /// # Errors
     /// `InvalidQuery` for a malformed cursor or an empty range; a store error.
     pub async fn query(&self, query: RequestQuery) -> Result<QueryPage> {
-        if let Some(c) = &query.pagination.cursor {
-            atmo_core::Cursor::decode(c).map_err(|e| Error::InvalidQuery(e.to_string()))?;
-        }
-        if let Some(p) = query.priority_range
-            && p.min > p.max
-        {
-            return Err(Error::InvalidQuery(format!("priority range {}..{} is empty (min > max)", p.min, p.max)));
-        }
-        Ok(self.inner.store.query(query).await?)
+        self.engine.query(query).await
     }
 
     /// The system at a glance.
@@ -716,35 +400,7 @@ impl RequestManager {
     /// # Errors
     /// A store error.
     pub async fn metrics(&self) -> Result<SystemMetrics> {
-        let now = self.inner.clock.now();
-        let sm = self
-            .inner
-            .store
-            .metrics(MetricsParams { now, window_start: now.saturating_sub(Duration::from_secs(60)), top_errors: 10 })
-            .await?;
-        let banks = self.inner.banks.read().clone();
-        let completed = sm.count(RequestStatus::Completed);
-        let failed = sm.count(RequestStatus::Failed) + sm.count(RequestStatus::TimedOut);
-        let decided = completed + failed;
-        let rate = |x: u64| if decided == 0 { 0.0 } else { x as f64 / decided as f64 };
-        let ledger_active =
-            self.inner.registry.read().banks.values().filter(|b| b.status == atmo_core::BankStatus::Active).count();
-        Ok(SystemMetrics {
-            generated_at: now,
-            total_requests: sm.total(),
-            requests_by_status: RequestStatus::ALL.iter().map(|s| (*s, sm.count(*s))).collect(),
-            success_rate: rate(completed),
-            error_rate: rate(failed),
-            average_processing_time: sm.processing.mean_ms,
-            processing_time: sm.processing,
-            requests_per_minute: sm.finished_in_window as f64,
-            top_errors: sm.top_errors.clone(),
-            active_banks: banks.iter().filter(|b| b.status() == atmo_core::BankStatus::Active).count() + ledger_active,
-            total_worker_capacity: banks.iter().map(|b| b.capacity).sum(),
-            current_load: banks.iter().map(|b| b.load()).sum(),
-            queue_depth: sm.count(RequestStatus::Pending) + sm.count(RequestStatus::Scheduled),
-            bank_performance: banks.iter().map(|b| b.performance()).collect(),
-        })
+        self.engine.metrics().await
     }
 
     // ===== cancel and wait =====
@@ -755,26 +411,7 @@ impl RequestManager {
     /// # Errors
     /// `NotFound`; `Conflict` when it already finished; a store error.
     pub async fn cancel(&self, id: RequestId) -> Result<()> {
-        self.cancel_with_reason(id, "cancelled by client").await
-    }
-
-    pub(crate) async fn cancel_with_reason(&self, id: RequestId, reason: &'static str) -> Result<()> {
-        let now = self.inner.clock.now();
-        let mut outcomes = self.inner.commit(vec![Transition::cancel(id, reason, now)]).await?;
-        match outcomes.pop() {
-            Some(Ok(applied)) => {
-                if applied.from.is_running() {
-                    self.inner.release_running(id, applied.attempt, true);
-                }
-                Ok(())
-            }
-            Some(Err(TransitionRejected::NotFound)) | None => Err(Error::NotFound(id)),
-            Some(Err(
-                TransitionRejected::StateMismatch { current, .. } | TransitionRejected::Illegal { from: current, .. },
-            )) => {
-                Err(Error::Conflict { id, status: current, message: "a finished request cannot be cancelled".into() })
-            }
-        }
+        self.engine.cancel_with_reason(id, "cancelled by client").await
     }
 
     /// Resolves with the request's result once it finished.
@@ -782,48 +419,30 @@ impl RequestManager {
     /// # Errors
     /// `NotFound`, or a store error.
     pub async fn wait(&self, id: RequestId) -> Result<RequestResult> {
-        // Register first, then look: a completion between the two cannot be missed.
-        let rx = self.inner.waiters.register(id);
-        let early = match self.inner.store.get(id).await {
-            Ok(Some(r)) => r.to_result().map(Ok),
-            Ok(None) => Some(Err(Error::NotFound(id))),
-            Err(e) => Some(Err(e.into())),
-        };
-        if let Some(answer) = early {
-            drop(rx);
-            self.inner.waiters.prune(id);
-            return answer;
-        }
-        match rx.await {
-            Ok(r) => Ok(r),
-            // The waiter was dropped: the request was deleted (retention) before finishing.
-            Err(_) => self.get_request(id).await?.to_result().ok_or(Error::NotFound(id)),
-        }
+        self.engine.wait(id).await
     }
 
     /// [`RequestManager::wait`] with a time limit.
     ///
     /// # Errors
-    /// `WaitTimeout` when the limit passes first; otherwise as `wait`.
+    /// `WaitTimeout` when the limit passes first; `NoRuntime` without a runtime to time it;
+    /// otherwise as `wait`.
     pub async fn wait_timeout(&self, id: RequestId, limit: Duration) -> Result<RequestResult> {
-        match tokio::time::timeout(limit, self.wait(id)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::WaitTimeout(id)),
-        }
+        self.engine.wait_timeout(id, limit).await
     }
 
     // ===== events =====
 
     /// A stream of every event from now on.
     pub fn subscribe(&self) -> EventStream {
-        self.inner.events.subscribe()
+        self.engine.events().subscribe()
     }
 
-    /// Calls `callback` for every event of type `event` (on a tokio task, so a slow callback
-    /// lags rather than slowing the engine).
+    /// Calls `callback` for every event of type `event` (on a task of the engine's runtime, so
+    /// a slow callback lags rather than slowing the engine).
     ///
     /// # Errors
-    /// `Config` when called outside a tokio runtime.
+    /// `NoRuntime` when the engine has no runtime to run the callback on.
     pub fn on<F>(&self, event: EventType, callback: F) -> Result<EventSubscription>
     where
         F: Fn(&Event) + Send + Sync + 'static,
@@ -834,85 +453,22 @@ impl RequestManager {
     /// Calls `callback` for every event of the given types.
     ///
     /// # Errors
-    /// `Config` when called outside a tokio runtime.
+    /// `NoRuntime` when the engine has no runtime to run the callback on.
     pub fn on_many<F>(&self, events: &[EventType], callback: F) -> Result<EventSubscription>
     where
         F: Fn(&Event) + Send + Sync + 'static,
     {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Config("`on` needs a tokio runtime to deliver events".into()))?;
-        let mut stream = self.subscribe().only(events.iter().copied());
-        let task = handle.spawn(async move {
-            while let Some(item) = stream.next().await {
-                match item {
-                    EventItem::Event(e) => callback(&e),
-                    EventItem::Lagged(n) => tracing::warn!(missed = n, "event callback fell behind"),
-                }
-            }
-        });
-        Ok(EventSubscription { handle: task })
+        Ok(EventSubscription { task: self.engine.on_many(events, callback)? })
     }
 
     /// Waits until `f` holds for an event, up to `limit` (tests and tools).
     ///
     /// # Errors
-    /// `Config` on timeout.
-    pub fn next_event_where<F>(&self, limit: Duration, mut f: F) -> impl Future<Output = Result<Arc<Event>>> + use<F>
+    /// `EventTimeout` when no such event arrives in time; `NoRuntime` without a runtime.
+    pub fn next_event_where<F>(&self, limit: Duration, f: F) -> impl Future<Output = Result<Arc<Event>>> + use<F>
     where
         F: FnMut(&Event) -> bool,
     {
-        let mut stream = self.subscribe();
-        async move {
-            let search = async {
-                while let Some(item) = stream.next().await {
-                    if let EventItem::Event(e) = item
-                        && f(&e)
-                    {
-                        return Some(e);
-                    }
-                }
-                None
-            };
-            match tokio::time::timeout(limit, search).await {
-                Ok(Some(e)) => Ok(e),
-                _ => Err(Error::Config("no matching event arrived in time".into())),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn exact(v: &Value) -> usize {
-        serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
-    }
-
-    #[test]
-    fn the_size_bound_is_never_below_the_printed_size() {
-        let values = [
-            json!(null),
-            json!(true),
-            json!(i64::MIN),
-            json!(u64::MAX),
-            json!("plain"),
-            json!("\u{1}\u{2}\"\\\n"),
-            json!({"a": 1, "b": [1, 2, {"c": "d"}], "": {}}),
-            json!([[], {}, [null, false]]),
-        ];
-        for v in values {
-            let bound = json_size_bound(&v, usize::MAX);
-            assert!(bound.is_some_and(|b| b >= exact(&v)), "{v}: bound {bound:?} < {}", exact(&v));
-        }
-    }
-
-    #[test]
-    fn the_size_bound_gives_way_to_measuring() {
-        let v = json!({"text": "x".repeat(100)});
-        assert_eq!(json_size_bound(&v, 100), None, "over the limit by the bound");
-        assert_eq!(json_size_bound(&json!({"x": 1.5}), usize::MAX), None, "floats are measured");
+        self.engine.next_event_where(limit, f)
     }
 }

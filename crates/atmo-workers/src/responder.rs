@@ -258,7 +258,7 @@ fn run_loop(env: &Env, rx: &Receiver<ExecuteTask>) {
                     Ok(r) => r,
                     Err(panic) => Err(TaskError::system(
                         "HANDLER_PANIC",
-                        format!("the handler panicked: {}", crate::engine::thread::panic_message(&*panic)),
+                        format!("the handler panicked: {}", crate::engine::panic_message(&*panic)),
                     )),
                 }
             }

@@ -1,24 +1,37 @@
 //! [`WorkerManager`]: the runtime around a [`RequestManager`].
 
-use std::ops::Deref;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use atmo_core::manifest::CommandSpec;
 use atmo_core::{
-    BankStatus, Capability, Error, EventKind, Handlers, Manifest, RequestQuery, RequestStatus, Resources, Result,
-    Transition, WorkerInfo,
+    Bank, BankStatus, Capability, Error, Event, EventType, Handlers, Manifest, QueryPage, Request, RequestId,
+    RequestLifecycle, RequestQuery, RequestResult, Resources, Result, Store, SubmitOptions, SubmitRequest,
+    SystemMetrics, Task, Timestamp, WorkerInfo,
 };
 use serde_json::Value;
 
-use crate::engine::bank::BankRuntime;
+use crate::engine::banks::{BankContext, NewBank};
 use crate::engine::executor::Executor;
-use crate::engine::process::{ProcessConfig, ProcessExecutor, ProcessStats};
-use crate::engine::thread::{ThreadExecutor, WorkerEnv};
-use crate::engine::{applier, dispatcher, maintenance};
-use crate::request_manager::{RequestManager, RequestManagerBuilder};
+use crate::engine::supervision::Supervision;
+use crate::events::EventStream;
+use crate::request_manager::{EventSubscription, RequestManager, RequestManagerBuilder};
+use crate::runtime::Runtime;
 use crate::tracer::LoadBalancingReport;
+
+/// How a bank's workers run: handlers in this process, or a command each worker process runs.
+/// A bank is one or the other.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum BankWorkers {
+    /// One handler per manifest action, run on the bank's threads (synchronous handlers) or as
+    /// tasks (asynchronous ones).
+    Handlers(Handlers),
+    /// Worker processes speaking the protocol, each running this command (`None`: the
+    /// manifest's `command`).
+    Command(Option<CommandSpec>),
+}
 
 /// What a bank runs and how big it is (`IInitWorkerBank` in the seed, plus handlers and
 /// injected resources).
@@ -40,12 +53,12 @@ pub struct BankSpec {
     pub name: Option<String>,
     /// What the workers can do.
     pub manifest: Arc<Manifest>,
-    /// Number of workers (OS threads for synchronous handlers).
+    /// Number of workers (OS threads for synchronous handlers, processes for a command).
     pub worker_count: usize,
     /// Runtime configuration, recorded on the bank.
     pub config: Value,
-    /// One handler per manifest action.
-    pub handlers: Handlers,
+    /// How the workers run: handlers or a command (default: no handlers yet).
+    pub workers: BankWorkers,
     /// Resources injected into every handler's context.
     pub resources: Resources,
     /// Requests the bank may hold at once (default: workers × the manifest's
@@ -54,10 +67,9 @@ pub struct BankSpec {
     pub capacity: Option<usize>,
     /// 0–1: how suited the bank is to its tasks when several banks can run one.
     pub proficiency: f64,
-    /// For a process bank: the command each worker runs (default: the manifest's `command`).
-    pub command: Option<CommandSpec>,
-    /// For a process bank: how its processes are supervised.
-    pub process: ProcessConfig,
+    /// How workers that speak the protocol are supervised (process banks, executors of one's
+    /// own).
+    pub supervision: Supervision,
 }
 
 impl BankSpec {
@@ -69,12 +81,11 @@ impl BankSpec {
             manifest: manifest.into(),
             worker_count: 1,
             config: Value::Null,
-            handlers: Handlers::new(),
+            workers: BankWorkers::Handlers(Handlers::new()),
             resources: Resources::new(),
             capacity: None,
             proficiency: 1.0,
-            command: None,
-            process: ProcessConfig::default(),
+            supervision: Supervision::default(),
         }
     }
     /// Sets the number of workers.
@@ -88,9 +99,9 @@ impl BankSpec {
         self.worker_count = crate::sniffer::EnvironmentSniffer::recommended_worker_count();
         self
     }
-    /// Sets the handlers.
+    /// Runs these handlers (replacing a command).
     pub fn handlers(mut self, h: Handlers) -> Self {
-        self.handlers = h;
+        self.workers = BankWorkers::Handlers(h);
         self
     }
     /// Sets the injected resources.
@@ -123,15 +134,37 @@ impl BankSpec {
         self.name = Some(n.into());
         self
     }
-    /// Sets the command of a process bank (instead of the manifest's).
+    /// Runs worker processes with this command (instead of the manifest's; replacing handlers).
     pub fn command(mut self, c: CommandSpec) -> Self {
-        self.command = Some(c);
+        self.workers = BankWorkers::Command(Some(c));
         self
     }
-    /// Sets how a process bank's processes are supervised.
-    pub fn process_config(mut self, c: ProcessConfig) -> Self {
-        self.process = c;
+    /// Sets how the bank's protocol workers are supervised.
+    pub fn supervision(mut self, s: Supervision) -> Self {
+        self.supervision = s;
         self
+    }
+    /// Sets how a process bank's processes are supervised (the same as
+    /// [`BankSpec::supervision`]).
+    pub fn process_config(self, c: Supervision) -> Self {
+        self.supervision(c)
+    }
+
+    /// Splits the spec into the bank to install and how its workers run.
+    fn split(self) -> (NewBank, BankWorkers, Resources) {
+        let bank_id: Arc<str> = Arc::from(self.bank_id.as_str());
+        let worker_ids = (0..self.worker_count).map(|i| Arc::from(format!("{bank_id}/{i}").as_str())).collect();
+        let bank = NewBank {
+            bank_id,
+            name: self.name,
+            manifest: self.manifest,
+            worker_ids,
+            config: self.config,
+            capacity: self.capacity,
+            proficiency: self.proficiency,
+            supervision: self.supervision,
+        };
+        (bank, self.workers, self.resources)
     }
 }
 
@@ -160,54 +193,30 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// Starts the engine's services on the current tokio runtime.
+    /// Where the engine's tasks run and sleep (default, with the `native` feature: the tokio
+    /// runtime `start` is called on).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.inner = self.inner.runtime(runtime);
+        self
+    }
+
+    /// Starts the engine's services on its runtime.
     ///
     /// # Errors
-    /// `Config` outside a tokio runtime; a store error if rescuing the previous run's requests
-    /// fails.
+    /// `NoRuntime` without a runtime (outside tokio with none given); a store error if
+    /// rescuing the previous run's requests fails.
     pub async fn start(self) -> Result<WorkerManager> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Config("the worker manager needs a tokio runtime".into()))?;
         let rm = self.inner.build();
-        let inner = rm.inner.clone();
-        // A durable store may hold requests this node held when it stopped: rescue them.
-        let now = inner.clock.now();
-        let mut rescued = inner.store.rescue_owner(inner.node_id.clone(), now, "engine restarted").await?;
-        rescued.extend(inner.store.recover_orphans(now, "engine restarted").await?);
-        if !rescued.is_empty() {
-            tracing::warn!(count = rescued.len(), "rescued requests held by a previous run of this node");
-        }
-        let metrics = inner.store.metrics(atmo_core::MetricsParams { now, window_start: now, top_errors: 0 }).await?;
-        let unfinished = RequestStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| metrics.count(*s)).sum::<u64>();
-        inner.active.store(usize::try_from(unfinished).unwrap_or(usize::MAX), Ordering::Release);
-        let rx = inner.outcomes.lock().take().ok_or_else(|| Error::Config("engine already started".into()))?;
-        inner.started.store(true, Ordering::Release);
-        let tasks = vec![
-            handle.spawn(applier::run(inner.clone(), rx)),
-            handle.spawn(dispatcher::run(inner.clone())),
-            handle.spawn(maintenance::scheduler(inner.clone())),
-            handle.spawn(maintenance::retention(inner.clone())),
-            handle.spawn(maintenance::leases(inner.clone())),
-        ];
-        inner.dispatch_wake.notify_one();
-        Ok(WorkerManager { rm, tasks: Arc::new(parking_lot::Mutex::new(tasks)), runtime: handle })
+        rm.engine.runtime_or_err()?;
+        rm.engine.start().await?;
+        Ok(WorkerManager { rm })
     }
 }
 
-/// The runtime: banks of workers processing the requests of its [`RequestManager`]
-/// (reachable through `Deref`: `manager.submit(...)`, `manager.query(...)`).
+/// The runtime: banks of workers processing the requests of its [`RequestManager`].
 #[derive(Clone, Debug)]
 pub struct WorkerManager {
     rm: RequestManager,
-    tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Deref for WorkerManager {
-    type Target = RequestManager;
-    fn deref(&self) -> &RequestManager {
-        &self.rm
-    }
 }
 
 impl WorkerManager {
@@ -221,48 +230,51 @@ impl WorkerManager {
         &self.rm
     }
 
-    /// Initializes a bank: registers its manifest, tasks and capabilities, starts its workers.
+    // ===== banks =====
+
+    /// Initializes a bank of in-process workers: registers its manifest, tasks and
+    /// capabilities, starts its workers (OS threads for synchronous handlers with the `native`
+    /// feature; otherwise tasks of the runtime).
     ///
     /// # Errors
-    /// `Config` when the id is taken, the worker count is zero, an action has no handler or a
-    /// handler has no action, or threads cannot be started.
+    /// `InvalidBank` when the worker count is zero, an action has no handler, a handler has no
+    /// action, or the spec names a command; `BankExists`; `BankStart` when threads cannot be
+    /// started; `ShuttingDown`.
     pub fn initialize_worker_bank(&self, spec: BankSpec) -> Result<()> {
-        let inner = &self.rm.inner;
-        check_spec(inner, &spec)?;
+        let engine = &self.rm.engine;
+        engine.check_new_bank(&spec.bank_id, spec.worker_count)?;
+        let handlers = match &spec.workers {
+            BankWorkers::Handlers(h) => h.clone(),
+            BankWorkers::Command(_) => {
+                return Err(Error::InvalidBank {
+                    bank_id: spec.bank_id,
+                    problems: vec!["it runs a command: start it with `initialize_process_bank`".into()],
+                });
+            }
+        };
         let mut problems = Vec::new();
         for a in spec.manifest.action_ids() {
-            if spec.handlers.get(a).is_none() {
+            if handlers.get(a).is_none() {
                 problems.push(format!("action `{a}` has no handler"));
             }
         }
-        for h in spec.handlers.action_ids() {
+        for h in handlers.action_ids() {
             if spec.manifest.action(h).is_none() {
                 problems.push(format!("handler `{h}` matches no action of manifest `{}`", spec.manifest.name));
             }
         }
         if !problems.is_empty() {
             problems.sort();
-            return Err(Error::Config(format!("bank `{}`: {}", spec.bank_id, problems.join("; "))));
+            return Err(Error::InvalidBank { bank_id: spec.bank_id, problems });
         }
-        let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
-        let worker_ids = worker_ids(&bank_id, spec.worker_count);
-        let env = WorkerEnv {
-            bank_id: bank_id.clone(),
-            worker_ids: worker_ids.clone(),
-            handlers: WorkerEnv::index_handlers(&spec.handlers),
-            resources: Arc::new(spec.resources.clone()),
-            reporter: inner.reporter.clone(),
-            progress: Arc::new(inner.reporter.clone()),
-            events: inner.events.clone(),
-            slots: (0..spec.worker_count).map(|_| parking_lot::Mutex::new(None)).collect(),
-        };
-        let executor = ThreadExecutor::start(env, spec.worker_count, self.runtime.clone())
-            .map_err(|e| Error::Config(format!("cannot start the threads of bank `{bank_id}`: {e}")))?;
-        match self.install(spec, worker_ids, Box::new(executor), None) {
-            Ok(_) => Ok(()),
+        let (bank, _, resources) = spec.split();
+        let ctx = engine.bank_context(&bank)?;
+        let executor = crate::engine::banks::handler_executor(engine, &ctx, &handlers, resources)?;
+        match engine.install_bank(bank, &ctx, executor) {
+            Ok(()) => Ok(()),
             Err((e, executor)) => {
-                // Lost a race for the id: stop the threads just started.
-                self.runtime.spawn(executor.shutdown());
+                // Lost a race for the id: stop the workers just started.
+                ctx.runtime.spawn(executor.shutdown());
                 Err(e)
             }
         }
@@ -276,48 +288,96 @@ impl WorkerManager {
     /// Processes that die are restarted with backoff and the requests they held are failed as
     /// `system` errors (retried under the policy); a crash loop marks the bank `error` until a
     /// process starts again. A timed-out or cancelled request gets `cancel-task`; a process that
-    /// does not answer within [`ProcessConfig::cancel_grace`] is killed and replaced.
+    /// does not answer within [`Supervision::cancel_grace`] is killed and replaced.
     ///
     /// # Errors
-    /// `Config` when the id is taken, the worker count is zero, there is no command, handlers
-    /// were given (a process bank's handlers live in its processes), or a process cannot start,
-    /// does not become ready in time, or announces another protocol version, manifest or set of
-    /// actions (the message names every difference).
+    /// `InvalidBank` when the worker count is zero, there is no command, or handlers were given
+    /// (a process bank's handlers live in its processes); `BankExists`; `BankStart` when a
+    /// process cannot start, does not become ready in time, or announces another protocol
+    /// version, manifest or set of actions (the message names every difference).
+    #[cfg(feature = "native")]
     pub async fn initialize_process_bank(&self, spec: BankSpec) -> Result<()> {
-        let inner = &self.rm.inner;
-        check_spec(inner, &spec)?;
-        if !spec.handlers.is_empty() {
-            return Err(Error::Config(format!(
-                "bank `{}` runs worker processes: its handlers live in the processes, not in the spec",
-                spec.bank_id
-            )));
-        }
-        let Some(command) = spec.command.clone().or_else(|| spec.manifest.command.clone()) else {
-            return Err(Error::Config(format!(
-                "bank `{}`: manifest `{}` has no `command` and the spec sets none",
-                spec.bank_id, spec.manifest.name
-            )));
-        };
-        let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
-        let worker_ids = worker_ids(&bank_id, spec.worker_count);
-        let index = Arc::new(std::sync::atomic::AtomicU32::new(u32::MAX));
-        let (executor, stats) = ProcessExecutor::start(
-            bank_id.clone(),
-            index.clone(),
-            worker_ids.clone(),
-            spec.manifest.clone(),
-            command,
-            spec.process.clone(),
-            inner.reporter.clone(),
-            &self.runtime,
-        )
-        .await
-        .map_err(|p| Error::Config(format!("bank `{bank_id}`: {p}")))?;
-        match self.install(spec, worker_ids, Box::new(executor), Some(stats)) {
-            Ok(i) => {
-                index.store(i, Ordering::Release);
-                Ok(())
+        self.rm.engine.check_new_bank(&spec.bank_id, spec.worker_count)?;
+        let command = match &spec.workers {
+            BankWorkers::Command(Some(c)) => Some(c.clone()),
+            BankWorkers::Command(None) => None,
+            BankWorkers::Handlers(h) if h.is_empty() => None,
+            BankWorkers::Handlers(_) => {
+                return Err(Error::InvalidBank {
+                    bank_id: spec.bank_id,
+                    problems: vec![
+                        "it runs worker processes: its handlers live in the processes, not in the spec".into(),
+                    ],
+                });
             }
+        };
+        let Some(command) = command.or_else(|| spec.manifest.command.clone()) else {
+            return Err(Error::InvalidBank {
+                problems: vec![format!("manifest `{}` has no `command` and the spec sets none", spec.manifest.name)],
+                bank_id: spec.bank_id,
+            });
+        };
+        self.initialize_bank_with(spec, move |ctx| async move {
+            crate::engine::process::ProcessExecutor::start(&ctx, command).await.map_err(BankProblem)
+        })
+        .await
+    }
+
+    /// Initializes a bank on an executor of one's own: `make` gets the bank's [`BankContext`]
+    /// (its workers, manifest, reporter, supervision settings, runtime and clock) and returns
+    /// the executor once its workers are ready. The engine then dispatches the bank's requests
+    /// to it and applies what it reports, with the same lifecycle as every other bank.
+    ///
+    /// ```
+    /// use atmo_workers::{BankContext, BankSpec, Executor, Job, Manifest, Outcome, Reporter, WorkerManager};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// /// Answers every job at once with its parameters.
+    /// #[derive(Debug)]
+    /// struct Echo(Reporter);
+    /// impl Executor for Echo {
+    ///     fn kind(&self) -> &'static str { "echo" }
+    ///     fn dispatch(&self, job: Job) {
+    ///         let params = (*job.parameters).clone();
+    ///         self.0.finished_without_start(&job, Outcome::Completed(params), Duration::ZERO);
+    ///     }
+    ///     fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> { Box::pin(async {}) }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let manager = WorkerManager::builder().start().await?;
+    /// let manifest = atmo_workers::mock::MockWorker::manifest("echo", &["ECHO"]);
+    /// manager
+    ///     .initialize_bank_with(BankSpec::new("echo", manifest), |ctx: BankContext| async move {
+    ///         Ok::<_, std::io::Error>(Echo(ctx.reporter))
+    ///     })
+    ///     .await?;
+    /// let result = manager.submit_and_wait("ECHO", json!({"x": 1}), Default::default()).await?;
+    /// assert_eq!(result.payload.as_deref(), Some(&json!({"x": 1})));
+    /// manager.shutdown(Duration::from_secs(1)).await?;
+    /// # Ok::<_, atmo_workers::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidBank` for no workers; `BankExists`; `BankStart` with `make`'s error as its source.
+    pub async fn initialize_bank_with<E, F, Fut, Err>(&self, spec: BankSpec, make: F) -> Result<()>
+    where
+        E: Executor,
+        F: FnOnce(BankContext) -> Fut,
+        Fut: Future<Output = std::result::Result<E, Err>>,
+        Err: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let engine = &self.rm.engine;
+        engine.check_new_bank(&spec.bank_id, spec.worker_count)?;
+        let (bank, _, _) = spec.split();
+        let ctx = engine.bank_context(&bank)?;
+        let executor = make(ctx.clone())
+            .await
+            .map_err(|e| Error::BankStart { bank_id: bank.bank_id.to_string(), source: e.into() })?;
+        match engine.install_bank(bank, &ctx, Box::new(executor)) {
+            Ok(()) => Ok(()),
             Err((e, executor)) => {
                 executor.shutdown().await;
                 Err(e)
@@ -325,93 +385,32 @@ impl WorkerManager {
         }
     }
 
-    /// Registers a started bank; gives the executor back if the id was taken meanwhile.
-    fn install(
-        &self,
-        spec: BankSpec,
-        worker_ids: Vec<Arc<str>>,
-        executor: Box<dyn Executor>,
-        stats: Option<Arc<ProcessStats>>,
-    ) -> std::result::Result<u32, (Error, Box<dyn Executor>)> {
-        let inner = &self.rm.inner;
-        let bank_id: Arc<str> = Arc::from(spec.bank_id.as_str());
-        let capacity = spec.capacity.unwrap_or(spec.worker_count * spec.manifest.concurrency_per_worker()).max(1);
-        let mut banks = inner.banks.write();
-        if banks.iter().any(|b| b.id == bank_id) {
-            return Err((Error::Config(format!("a bank with id `{bank_id}` already exists")), executor));
-        }
-        let Ok(index) = u32::try_from(banks.len()) else {
-            return Err((Error::Config("too many banks".into()), executor));
-        };
-        let activity = inner.tracer.initialize_bank(bank_id.clone(), worker_ids.clone());
-        let manifest = self.rm.register_manifest((*spec.manifest).clone());
-        let mut runtime = BankRuntime::new(
-            index,
-            bank_id.clone(),
-            spec.name.unwrap_or_else(|| spec.bank_id.clone()),
-            manifest.clone(),
-            spec.config,
-            inner.clock.now(),
-            worker_ids.clone(),
-            capacity,
-            spec.proficiency,
-            activity,
-            executor,
-        );
-        runtime.process_stats = stats;
-        banks.push(Arc::new(runtime));
-        drop(banks);
-        for task in manifest.action_ids() {
-            let mut c = Capability::new(bank_id.clone(), task, capacity);
-            c.proficiency = spec.proficiency;
-            self.rm.register_capability(c);
-        }
-        inner.events.emit_with(|| EventKind::BankInitialized {
-            bank_id: bank_id.clone(),
-            manifest: Some(manifest.name.clone()),
-            worker_count: worker_ids.len(),
-        });
-        for w in &worker_ids {
-            inner.events.emit_with(|| EventKind::WorkerCreated { worker_id: w.clone(), bank_id: bank_id.clone() });
-        }
-        inner.dispatch_wake.notify_one();
-        Ok(index)
-    }
-
     /// Pauses (`Inactive`), resumes (`Active`) or drains a bank.
     ///
     /// # Errors
-    /// `NotFound`-style `Config` error for an unknown bank.
+    /// `BankNotFound` for an unknown bank.
     pub fn set_bank_status(&self, bank_id: &str, status: BankStatus) -> Result<()> {
-        let banks = self.rm.inner.banks.read();
-        let bank = banks
-            .iter()
-            .find(|b| &*b.id == bank_id)
-            .ok_or_else(|| Error::Config(format!("no bank with id `{bank_id}`")))?;
-        bank.set_status(status);
-        self.rm.inner.events.emit_with(|| EventKind::BankStatusChanged { bank_id: bank.id.clone(), status });
-        self.rm.inner.dispatch_wake.notify_one();
-        Ok(())
+        self.rm.engine.set_bank_status(bank_id, status)
     }
 
     /// Every worker's live state.
     pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.rm.inner.tracer.workers(None)
+        self.rm.engine.workers()
     }
 
     /// The activity tracer's load-balancing report.
     pub fn load_balancing_report(&self) -> LoadBalancingReport {
-        self.rm.inner.tracer.load_balancing_report()
+        self.rm.engine.tracer().load_balancing_report()
     }
 
     /// The activity tracer.
     pub fn tracer(&self) -> &crate::tracer::ActivityTracer {
-        &self.rm.inner.tracer
+        self.rm.engine.tracer()
     }
 
     /// Runs a retention sweep now; returns how many finished requests were deleted.
     pub async fn sweep_retention(&self) -> usize {
-        maintenance::sweep(&self.rm.inner).await
+        crate::engine::maintenance::retention::sweep(&self.rm.engine).await
     }
 
     /// Graceful shutdown: stops intake, lets work drain for up to `drain`, then cancels what is
@@ -425,83 +424,182 @@ impl WorkerManager {
     /// # Errors
     /// A store error while cancelling.
     pub async fn shutdown(&self, drain: Duration) -> Result<()> {
-        let inner = &self.rm.inner;
-        if !inner.accepting.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        inner.events.emit_with(|| EventKind::SystemShutdown {});
-        let durable = inner.store.kind() != "memory";
-        if durable {
-            // Queued requests stay queued for the next start; only running ones finish.
-            inner.dispatching.store(false, Ordering::Release);
-        }
-        let deadline = tokio::time::Instant::now() + drain;
-        loop {
-            let busy = if durable { inner.running.len() } else { inner.active.load(Ordering::Acquire) };
-            if busy == 0 || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5).min(drain)).await;
-        }
-        inner.dispatching.store(false, Ordering::Release);
-        let now = inner.clock.now();
-        let running = inner.running.ids();
-        if durable {
-            let transitions = running
-                .iter()
-                .map(|(id, a)| Transition::rescue(*id, *a, "engine shut down during the attempt", now))
-                .collect();
-            inner.commit(transitions).await?;
-            for (id, a) in running {
-                inner.release_running(id, a, true);
-            }
-        } else {
-            for (id, _) in &running {
-                let _ = self.rm.cancel_with_reason(*id, "engine shut down").await;
-            }
-            loop {
-                let page = inner
-                    .store
-                    .query(RequestQuery::new().status([RequestStatus::Pending, RequestStatus::Scheduled]).limit(1000))
-                    .await?;
-                if page.requests.is_empty() {
-                    break;
-                }
-                let ts =
-                    page.requests.iter().map(|r| Transition::cancel(r.request_id, "engine shut down", now)).collect();
-                inner.commit(ts).await?;
-            }
-        }
-        let banks = inner.banks.read().clone();
-        for b in &banks {
-            b.set_status(BankStatus::Terminated);
-        }
-        for b in &banks {
-            // A handler that ignores its cancellation token may hold its thread; don't wait forever.
-            let _ = tokio::time::timeout(Duration::from_secs(5), b.executor.shutdown()).await;
-        }
-        inner.shutdown.cancel();
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(())
+        self.rm.engine.shutdown(drain).await
+    }
+
+    // ===== the request manager's API, for convenience =====
+
+    /// See [`RequestManager::name`].
+    pub fn name(&self) -> &str {
+        self.rm.name()
+    }
+    /// See [`RequestManager::node_id`].
+    pub fn node_id(&self) -> &str {
+        self.rm.node_id()
+    }
+    /// See [`RequestManager::store`].
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.rm.store()
+    }
+    /// See [`RequestManager::is_accepting`].
+    pub fn is_accepting(&self) -> bool {
+        self.rm.is_accepting()
+    }
+    /// See [`RequestManager::now`].
+    pub fn now(&self) -> Timestamp {
+        self.rm.now()
+    }
+    /// See [`RequestManager::register_manifest`].
+    pub fn register_manifest(&self, manifest: Manifest) -> Arc<Manifest> {
+        self.rm.register_manifest(manifest)
+    }
+    /// See [`RequestManager::register_task`].
+    pub fn register_task(&self, task: Task) {
+        self.rm.register_task(task);
+    }
+    /// See [`RequestManager::tasks`].
+    pub fn tasks(&self) -> Vec<Task> {
+        self.rm.tasks()
+    }
+    /// See [`RequestManager::manifests`].
+    pub fn manifests(&self) -> Vec<Arc<Manifest>> {
+        self.rm.manifests()
+    }
+    /// See [`RequestManager::banks`].
+    pub fn banks(&self) -> Vec<Bank> {
+        self.rm.banks()
+    }
+    /// See [`RequestManager::capabilities`].
+    pub fn capabilities(&self) -> Vec<Capability> {
+        self.rm.capabilities()
+    }
+    /// See [`RequestManager::submit`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::submit`].
+    pub async fn submit(&self, task_id: &str, parameters: Value, options: SubmitOptions) -> Result<RequestId> {
+        self.rm.submit(task_id, parameters, options).await
+    }
+    /// See [`RequestManager::submit_many`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::submit_many`].
+    pub async fn submit_many(&self, requests: Vec<SubmitRequest>) -> Result<Vec<RequestId>> {
+        self.rm.submit_many(requests).await
+    }
+    /// See [`RequestManager::submit_and_wait`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::submit_and_wait`].
+    pub async fn submit_and_wait(
+        &self,
+        task_id: &str,
+        parameters: Value,
+        options: SubmitOptions,
+    ) -> Result<RequestResult> {
+        self.rm.submit_and_wait(task_id, parameters, options).await
+    }
+    /// See [`RequestManager::submit_many_and_wait`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::submit_many_and_wait`].
+    pub async fn submit_many_and_wait(&self, requests: Vec<SubmitRequest>) -> Result<Vec<RequestResult>> {
+        self.rm.submit_many_and_wait(requests).await
+    }
+    /// See [`RequestManager::get_request`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::get_request`].
+    pub async fn get_request(&self, id: RequestId) -> Result<Request> {
+        self.rm.get_request(id).await
+    }
+    /// See [`RequestManager::get_result`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::get_result`].
+    pub async fn get_result(&self, id: RequestId) -> Result<Option<RequestResult>> {
+        self.rm.get_result(id).await
+    }
+    /// See [`RequestManager::get_lifecycle`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::get_lifecycle`].
+    pub async fn get_lifecycle(&self, id: RequestId) -> Result<RequestLifecycle> {
+        self.rm.get_lifecycle(id).await
+    }
+    /// See [`RequestManager::query`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::query`].
+    pub async fn query(&self, query: RequestQuery) -> Result<QueryPage> {
+        self.rm.query(query).await
+    }
+    /// See [`RequestManager::metrics`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::metrics`].
+    pub async fn metrics(&self) -> Result<SystemMetrics> {
+        self.rm.metrics().await
+    }
+    /// See [`RequestManager::cancel`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::cancel`].
+    pub async fn cancel(&self, id: RequestId) -> Result<()> {
+        self.rm.cancel(id).await
+    }
+    /// See [`RequestManager::wait`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::wait`].
+    pub async fn wait(&self, id: RequestId) -> Result<RequestResult> {
+        self.rm.wait(id).await
+    }
+    /// See [`RequestManager::wait_timeout`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::wait_timeout`].
+    pub async fn wait_timeout(&self, id: RequestId, limit: Duration) -> Result<RequestResult> {
+        self.rm.wait_timeout(id, limit).await
+    }
+    /// See [`RequestManager::subscribe`].
+    pub fn subscribe(&self) -> EventStream {
+        self.rm.subscribe()
+    }
+    /// See [`RequestManager::on`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::on`].
+    pub fn on<F>(&self, event: EventType, callback: F) -> Result<EventSubscription>
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        self.rm.on(event, callback)
+    }
+    /// See [`RequestManager::on_many`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::on_many`].
+    pub fn on_many<F>(&self, events: &[EventType], callback: F) -> Result<EventSubscription>
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        self.rm.on_many(events, callback)
+    }
+    /// See [`RequestManager::next_event_where`].
+    ///
+    /// # Errors
+    /// As [`RequestManager::next_event_where`].
+    pub fn next_event_where<F>(&self, limit: Duration, f: F) -> impl Future<Output = Result<Arc<Event>>> + use<F>
+    where
+        F: FnMut(&Event) -> bool,
+    {
+        self.rm.next_event_where(limit, f)
     }
 }
 
-fn check_spec(inner: &crate::engine::Inner, spec: &BankSpec) -> Result<()> {
-    if !inner.accepting.load(Ordering::Acquire) {
-        return Err(Error::ShuttingDown);
-    }
-    if spec.worker_count == 0 {
-        return Err(Error::Config(format!("bank `{}` needs at least one worker", spec.bank_id)));
-    }
-    if inner.banks.read().iter().any(|b| *b.id == *spec.bank_id) {
-        return Err(Error::Config(format!("a bank with id `{}` already exists", spec.bank_id)));
-    }
-    Ok(())
-}
-
-fn worker_ids(bank_id: &str, n: usize) -> Vec<Arc<str>> {
-    (0..n).map(|i| Arc::from(format!("{bank_id}/{i}").as_str())).collect()
-}
+/// Why a bank's workers could not start, as its executor put it.
+#[cfg(feature = "native")]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BankProblem(String);

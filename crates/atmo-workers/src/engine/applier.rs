@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::executor::{Outcome, WorkerMsg};
 use super::running::RunningEntry;
-use super::{CommitScratch, Inner, trim_scratch};
+use super::{CommitScratch, Engine, trim_scratch};
 
 type Deadlines = BTreeSet<(Timestamp, u128, u32)>;
 
@@ -38,7 +38,7 @@ struct Tally {
 /// executors, so their status shows `processing` and their timeout runs from the real start.
 const HARVEST_AFTER: Duration = Duration::from_millis(1);
 
-pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
+pub(crate) async fn run(inner: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) {
     let mut buf = Vec::with_capacity(4096);
     let mut deadlines = Deadlines::new();
     let mut scratch = Scratch::default();
@@ -46,17 +46,17 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Worke
         let next = deadlines.first().map(|d| d.0);
         let sleep = async {
             match next {
-                Some(t) => tokio::time::sleep(t.saturating_since(inner.clock.now())).await,
+                Some(t) => inner.sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
-        let busy = inner.banks.read().iter().any(|b| b.load() > 0);
+        let busy = inner.registry.any_busy();
         let harvest = async {
             if !busy {
                 // Dispatching makes the engine busy; until then there is nothing to harvest.
-                inner.applier_wake.notified().await;
+                inner.wake.dispatched().await;
             }
-            tokio::time::sleep(HARVEST_AFTER).await;
+            inner.sleep(HARVEST_AFTER).await;
         };
         tokio::select! {
             biased;
@@ -105,7 +105,7 @@ fn decide(
     }
 }
 
-/// The buffers of [`process`], reused from one batch to the next (see [`Inner::commit_drain`]).
+/// The buffers of [`process`], reused from one batch to the next (see [`Engine::commit_drain`]).
 #[derive(Default)]
 struct Scratch {
     transitions: Vec<Transition>,
@@ -125,7 +125,7 @@ impl Scratch {
 }
 
 async fn process(
-    inner: &Arc<Inner>,
+    inner: &Arc<Engine>,
     batch: std::vec::Drain<'_, WorkerMsg>,
     deadlines: &mut Deadlines,
     scratch: &mut Scratch,
@@ -134,7 +134,7 @@ async fn process(
         return;
     }
     let Scratch { transitions, metas, finishes, ids, commit } = scratch;
-    let banks = inner.banks.read().clone();
+    let banks = inner.registry.running_banks();
     // One reading per batch: the batch is applied at once, so its changes share a timestamp.
     let now = inner.clock.now();
     for msg in batch {
@@ -213,7 +213,7 @@ async fn process(
                 if let Some(status) = change {
                     b.set_status(status);
                     inner.events.emit_with(|| EventKind::BankStatusChanged { bank_id: b.id.clone(), status });
-                    inner.dispatch_wake.notify_one();
+                    inner.wake.banks_changed();
                 }
             }
             WorkerMsg::Progress { id, attempt, percent, message, at } => {
@@ -273,7 +273,7 @@ async fn process(
         }
     }
     if freed {
-        inner.dispatch_wake.notify_one();
+        inner.wake.capacity_freed();
     }
     scratch.trim();
 }
@@ -283,7 +283,7 @@ async fn process(
 /// keeper keeps extending, would otherwise hold the requests forever. Meanwhile new reports
 /// wait in the channel.
 async fn commit_drain_until_stored(
-    inner: &Arc<Inner>,
+    inner: &Arc<Engine>,
     transitions: &mut Vec<Transition>,
     scratch: &mut CommitScratch,
 ) -> Vec<atmo_core::ApplyOutcome> {
@@ -293,7 +293,7 @@ async fn commit_drain_until_stored(
             Ok(o) => return o,
             Err(e) => {
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store failed while applying worker outcomes");
-                tokio::time::sleep(delay).await;
+                inner.sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
@@ -301,7 +301,7 @@ async fn commit_drain_until_stored(
 }
 
 /// [`commit_drain_until_stored`] for the rarer batches (harvested starts, timeouts).
-async fn commit_until_stored(inner: &Arc<Inner>, transitions: Vec<Transition>) -> Vec<atmo_core::ApplyOutcome> {
+async fn commit_until_stored(inner: &Arc<Engine>, transitions: Vec<Transition>) -> Vec<atmo_core::ApplyOutcome> {
     let mut delay = Duration::from_millis(50);
     let mut transitions = transitions;
     loop {
@@ -310,15 +310,15 @@ async fn commit_until_stored(inner: &Arc<Inner>, transitions: Vec<Transition>) -
             Err((e, back)) => {
                 transitions = back;
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "store failed while applying worker outcomes");
-                tokio::time::sleep(delay).await;
+                inner.sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }
 }
 
-async fn harvest_starts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
-    let banks = inner.banks.read().clone();
+async fn harvest_starts(inner: &Arc<Engine>, deadlines: &mut Deadlines) {
+    let banks = inner.registry.running_banks();
     let now = inner.clock.now();
     let mut transitions = Vec::new();
     for b in &banks {
@@ -347,7 +347,7 @@ async fn harvest_starts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
     }
 }
 
-async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
+async fn fire_timeouts(inner: &Arc<Engine>, deadlines: &mut Deadlines) {
     let now = inner.clock.now();
     let mut transitions = Vec::new();
     while let Some(&(deadline, raw, attempt)) = deadlines.first() {
@@ -376,11 +376,11 @@ async fn fire_timeouts(inner: &Arc<Inner>, deadlines: &mut Deadlines) {
             // Stop the handler; the worker's late result will be discarded.
             if let Some(entry) = inner.running.remove_attempt(id, attempt) {
                 entry.token.cancel();
-                if let Some(b) = inner.bank(entry.bank) {
+                if let Some(b) = inner.registry.bank_at(entry.bank) {
                     b.release(1);
                     b.record_result(false, 0);
                 }
-                inner.dispatch_wake.notify_one();
+                inner.wake.capacity_freed();
             }
         }
     }

@@ -23,11 +23,16 @@ pub(crate) struct BankRuntime {
     pub(crate) capacity: usize,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) proficiency: f64,
+    /// Shown in bank lists and metrics (the engine's own banks, such as test mode's reducer,
+    /// are not).
+    pub(crate) listed: bool,
+    /// Claims every registered task instead of its manifest's (test mode's reducer).
+    pub(crate) catch_all: bool,
     status: AtomicU8,
     pub(crate) activity: Arc<BankActivity>,
     pub(crate) executor: Box<dyn Executor>,
-    /// Counters of a process bank.
-    pub(crate) process_stats: Option<Arc<super::process::ProcessStats>>,
+    /// Counters of a bank whose workers speak the protocol.
+    pub(crate) supervision_stats: Option<Arc<super::supervision::SupervisionStats>>,
     completed: AtomicU64,
     failed: AtomicU64,
     processing_micros: AtomicU64,
@@ -81,10 +86,12 @@ impl BankRuntime {
             capacity,
             in_flight: AtomicUsize::new(0),
             proficiency,
+            listed: true,
+            catch_all: false,
             status: AtomicU8::new(status_code(BankStatus::Active)),
             activity,
             executor,
-            process_stats: None,
+            supervision_stats: None,
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             processing_micros: AtomicU64::new(0),
@@ -175,8 +182,8 @@ impl BankRuntime {
             failed: self.failed.load(Ordering::Relaxed),
             success_rate: self.success_rate(),
             average_processing_time_ms: self.average_processing_ms(),
-            protocol_errors: self.process_stats.as_ref().map_or(0, |s| s.protocol_errors.load(Ordering::Relaxed)),
-            worker_restarts: self.process_stats.as_ref().map_or(0, |s| s.restarts.load(Ordering::Relaxed)),
+            protocol_errors: self.supervision_stats.as_ref().map_or(0, |s| s.protocol_errors()),
+            worker_restarts: self.supervision_stats.as_ref().map_or(0, |s| s.restarts()),
         }
     }
 }

@@ -10,23 +10,23 @@ use std::sync::atomic::Ordering;
 
 use atmo_core::{CancellationToken, ClaimParams, Claimed, EventKind, RequestStatus};
 
-use super::Inner;
+use super::Engine;
 use super::executor::Job;
 use super::running::RunningEntry;
 
-pub(crate) async fn run(inner: Arc<Inner>) {
+pub(crate) async fn run(inner: Arc<Engine>) {
     let mut store_failed = false;
     loop {
         let retry = async {
             if store_failed {
                 // The last claim failed: try again soon even if nothing else wakes us.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                inner.sleep(std::time::Duration::from_secs(1)).await;
             } else {
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
-            () = inner.dispatch_wake.notified() => {}
+            () = inner.wake.dispatch_needed() => {}
             () = retry => {}
             () = inner.shutdown.cancelled() => break,
         }
@@ -46,14 +46,14 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 /// idle worker without waking the dispatcher task first (one hop less of latency). Returns
 /// `false` when a round is already running (the caller then wakes the dispatcher, which will
 /// look again).
-pub(crate) async fn try_dispatch_now(inner: &Arc<Inner>) -> bool {
+pub(crate) async fn try_dispatch_now(inner: &Arc<Engine>) -> bool {
     let Ok(mut scratch) = inner.dispatch_lock.try_lock() else { return false };
     // After a failed claim, let the dispatcher task (which retries) take over.
     !round(inner, &mut scratch).await.1
 }
 
 /// The buffers of a dispatch round, reused from one round to the next (see
-/// [`Inner::commit_drain`](super::Inner::commit_drain) for why).
+/// [`Engine::commit_drain`](super::Engine::commit_drain) for why).
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     running: Vec<(atmo_core::RequestId, RunningEntry)>,
@@ -69,12 +69,12 @@ impl Scratch {
 
 /// One pass over the banks; returns how many requests were dispatched and whether a claim
 /// failed.
-async fn round(inner: &Arc<Inner>, scratch: &mut Scratch) -> (usize, bool) {
+async fn round(inner: &Arc<Engine>, scratch: &mut Scratch) -> (usize, bool) {
     if !inner.dispatching.load(Ordering::Acquire) {
         return (0, false);
     }
     let mut failed = false;
-    let mut banks = inner.banks.read().clone();
+    let mut banks = inner.registry.running_banks();
     banks.retain(|b| b.status() == atmo_core::BankStatus::Active && b.spare() > 0);
     banks.sort_by(|a, b| b.score().total_cmp(&a.score()));
     let mut total = 0;
@@ -88,7 +88,7 @@ async fn round(inner: &Arc<Inner>, scratch: &mut Scratch) -> (usize, bool) {
         let now = inner.clock.now();
         let params = ClaimParams {
             bank_id: bank.id.clone(),
-            task_ids: bank.task_ids.clone(),
+            task_ids: if bank.catch_all { inner.registry.task_ids() } else { bank.task_ids.clone() },
             limit,
             owner: inner.node_id.clone(),
             now,
@@ -110,24 +110,19 @@ async fn round(inner: &Arc<Inner>, scratch: &mut Scratch) -> (usize, bool) {
         }
         total += claimed.len();
         let events_on = inner.events.active();
-        let registry = inner.registry.read();
         // One allocation for the batch's tokens, and one lock of each running-table shard.
         let tokens = CancellationToken::group(claimed.len());
         let Scratch { running, jobs } = &mut *scratch;
         running.reserve(claimed.len());
         jobs.reserve(claimed.len());
         // Claims are usually of one task: look its entry up once, not per request.
-        let mut last: Option<(&Arc<str>, Option<&Arc<super::TaskEntry>>)> = None;
+        let mut last: Option<(Arc<str>, Option<Arc<super::TaskEntry>>)> = None;
         for (req, token) in claimed.into_iter().zip(tokens) {
             let Claimed { request_id, task_id, parameters, attempt, timeout, retry, .. } = req;
-            let entry = match last {
-                Some((t, e)) if Arc::ptr_eq(t, &task_id) || **t == *task_id => e,
-                _ => {
-                    let e = registry.tasks.get_key_value(&*task_id);
-                    last = e.map(|(k, v)| (k, Some(v)));
-                    e.map(|(_, v)| v)
-                }
-            };
+            if !matches!(&last, Some((t, _)) if Arc::ptr_eq(t, &task_id) || **t == *task_id) {
+                last = Some((task_id.clone(), inner.registry.task(&task_id)));
+            }
+            let entry = last.as_ref().and_then(|(_, e)| e.as_ref());
             let timeout = timeout.or(entry.map(|e| e.timeout)).unwrap_or(atmo_core::manifest::DEFAULT_TIMEOUT);
             let policy = match (retry, entry) {
                 (Some(p), _) => Arc::new(*p),
@@ -172,11 +167,10 @@ async fn round(inner: &Arc<Inner>, scratch: &mut Scratch) -> (usize, bool) {
             });
         }
         inner.running.insert_many(running);
-        drop(registry);
         drop(gate);
         bank.executor.dispatch_many(jobs);
         scratch.trim();
-        inner.applier_wake.notify_one();
+        inner.wake.work_dispatched();
     }
     (total, failed)
 }

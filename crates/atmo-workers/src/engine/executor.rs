@@ -6,6 +6,7 @@
 //! in the engine, on the other side of the reporter.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use atmo_core::{CancellationToken, ProgressSink, RequestId, TaskError, Timestamp};
@@ -85,13 +86,27 @@ pub(crate) enum WorkerMsg {
     },
 }
 
-/// Where executors report what their workers do. Cheap to clone; usable from any thread.
+/// Where an executor reports what its workers do: one per bank, cheap to clone, usable from
+/// any thread. Every report goes to the engine's applier, which decides what it means for the
+/// request (a late report of an attempt that was cancelled, timed out or rescued is
+/// discarded).
 #[derive(Clone, Debug)]
 pub struct Reporter {
-    pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
+    tx: mpsc::UnboundedSender<WorkerMsg>,
+    /// The bank's index, known once the bank is installed.
+    bank: Arc<AtomicU32>,
 }
 
 impl Reporter {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<WorkerMsg>) -> Self {
+        Reporter { tx, bank: Arc::new(AtomicU32::new(u32::MAX)) }
+    }
+
+    /// The bank this reporter speaks for is installed at `index`.
+    pub(crate) fn installed(&self, index: u32) {
+        self.bank.store(index, Ordering::Release);
+    }
+
     /// The worker started the job.
     pub fn started(&self, job: &Job) {
         self.send(WorkerMsg::Started {
@@ -131,9 +146,20 @@ impl Reporter {
         self.send(WorkerMsg::Skipped { bank: job.bank, worker: worker_u32(job.worker) });
     }
 
-    /// A worker failed (`problem`), or recovered (`None`). With `bank_wide`, the bank's status
-    /// follows: `error` on a problem (a crash loop), `active` again on recovery.
-    pub(crate) fn health(&self, bank: u32, worker: usize, problem: Option<String>, bank_wide: bool) {
+    /// Worker `worker` failed (it crashed, hung, or broke the protocol): a `worker-error` event.
+    /// With `crash_loop`, the bank's status turns to `error` until
+    /// [`Reporter::worker_recovered`].
+    pub fn worker_failed(&self, worker: usize, problem: impl Into<String>, crash_loop: bool) {
+        self.health(worker, Some(problem.into()), crash_loop);
+    }
+
+    /// Worker `worker` is ready again after a crash loop: the bank is `active` again.
+    pub fn worker_recovered(&self, worker: usize) {
+        self.health(worker, None, true);
+    }
+
+    fn health(&self, worker: usize, problem: Option<String>, bank_wide: bool) {
+        let bank = self.bank.load(Ordering::Acquire);
         self.send(WorkerMsg::Health { bank, worker: worker_u32(worker), problem, bank_wide });
     }
 
@@ -153,8 +179,13 @@ fn worker_u32(w: usize) -> u32 {
     u32::try_from(w).unwrap_or(u32::MAX)
 }
 
-/// Runs jobs on workers. Implemented by the thread/async executor here and by process and web
-/// worker executors.
+/// Runs jobs on workers. The engine's own are the thread/async executor, the process executor
+/// and test mode's reducer; [`WorkerManager::initialize_bank_with`](crate::WorkerManager::initialize_bank_with)
+/// starts a bank on one of your own (a Web Worker pool, a remote service, a GPU queue).
+///
+/// An executor gets [`Job`]s through [`Executor::dispatch`] and reports each one exactly once
+/// through its bank's [`Reporter`] (finished, or skipped if it never started): the lifecycle
+/// (timeouts, retries, events, history) is the engine's.
 pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     /// A short name (`"thread"`, `"process"`).
     fn kind(&self) -> &'static str;

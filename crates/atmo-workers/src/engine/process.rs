@@ -13,13 +13,11 @@ use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use atmo_core::manifest::CommandSpec;
-use atmo_core::protocol::{
-    self, DEFAULT_MAX_LINE_BYTES, EngineMessage, PROTOCOL_VERSION, TaskOutcome, WorkerMessage, WorkerReady,
-};
-use atmo_core::{CancellationToken, Manifest, ProgressSink, RequestId, TaskError};
+use atmo_core::protocol::{self, EngineMessage, PROTOCOL_VERSION, TaskOutcome, WorkerMessage};
+use atmo_core::{CancellationToken, Clock, Manifest, ProgressSink, RequestId, TaskError, Timestamp};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -28,78 +26,41 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufRead
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::banks::BankContext;
 use super::executor::{Executor, Job, Outcome, Reporter, StartedJob};
+use super::supervision::{CrashTracker, Supervision, SupervisionStats, check_ready};
 
-/// How a bank's worker processes are run and supervised.
-#[derive(Clone, Debug)]
-pub struct ProcessConfig {
-    /// How long a new process has to send `worker-ready` (default 10 s).
-    pub ready_timeout: Duration,
-    /// How long a process has to answer a `cancel-task` before it is killed and replaced
-    /// (default 5 s).
-    pub cancel_grace: Duration,
-    /// How long a process has to exit after `shutdown` before it is killed (default 5 s).
-    pub shutdown_grace: Duration,
-    /// How often the engine sends `heartbeat` (default 5 s).
-    pub heartbeat_interval: Duration,
-    /// A process that has written nothing for this long is killed and replaced (default: none;
-    /// a worker running one long synchronous handler may legitimately be silent).
-    pub heartbeat_timeout: Option<Duration>,
-    /// The first restart waits this long; each consecutive crash doubles it (default 100 ms).
-    pub restart_backoff: Duration,
-    /// The longest wait between restarts (default 10 s).
-    pub max_restart_backoff: Duration,
-    /// This many crashes within [`ProcessConfig::crash_loop_window`] mark the bank `error`
-    /// (default 5).
-    pub crash_loop_threshold: usize,
-    /// See [`ProcessConfig::crash_loop_threshold`] (default 60 s).
-    pub crash_loop_window: Duration,
-    /// The longest line accepted from a worker (default 16 MiB).
-    pub max_line_bytes: usize,
-}
-
-impl Default for ProcessConfig {
-    fn default() -> Self {
-        ProcessConfig {
-            ready_timeout: Duration::from_secs(10),
-            cancel_grace: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(5),
-            heartbeat_interval: Duration::from_secs(5),
-            heartbeat_timeout: None,
-            restart_backoff: Duration::from_millis(100),
-            max_restart_backoff: Duration::from_secs(10),
-            crash_loop_threshold: 5,
-            crash_loop_window: Duration::from_secs(60),
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-        }
-    }
-}
-
-/// Live counters of a process bank.
-#[derive(Debug, Default)]
-pub(crate) struct ProcessStats {
-    pub(crate) protocol_errors: AtomicU64,
-    pub(crate) restarts: AtomicU64,
-}
+/// How a bank's worker processes are run and supervised: the [`Supervision`] every protocol
+/// executor shares.
+pub type ProcessConfig = Supervision;
 
 /// What every supervisor of the bank shares.
 #[derive(Debug)]
 struct Shared {
     bank_id: Arc<str>,
-    bank_index: Arc<AtomicU32>,
     manifest: Arc<Manifest>,
     command: CommandSpec,
     config: ProcessConfig,
     reporter: Reporter,
-    stats: Arc<ProcessStats>,
+    stats: Arc<SupervisionStats>,
+    clock: Arc<dyn Clock>,
     stop: CancellationToken,
     /// Set while a crash loop keeps the bank in `error`.
     failed: AtomicBool,
 }
 
 impl Shared {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Milliseconds on the engine's clock, for atomics.
+    fn millis_now(&self) -> u64 {
+        millis(self.now().saturating_since(Timestamp::EPOCH))
+    }
+
     fn protocol_error(&self, worker_id: &str, problem: &str) {
-        self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.protocol_error();
         tracing::warn!(worker_id, bank_id = &*self.bank_id, "worker protocol error: {problem}");
     }
 }
@@ -108,9 +69,9 @@ impl Shared {
 #[derive(Debug)]
 struct InFlight {
     job: Job,
-    sent: Instant,
+    sent: Timestamp,
     start_reported: bool,
-    cancel_sent: Option<Instant>,
+    cancel_sent: Option<Timestamp>,
 }
 
 /// One worker: its queue and what its current process holds.
@@ -137,26 +98,19 @@ impl ProcessExecutor {
     /// The first worker's problem (it could not start, did not say `worker-ready` in time, or
     /// announced another protocol version, manifest or set of actions). Every process started
     /// is stopped again.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn start(
-        bank_id: Arc<str>,
-        bank_index: Arc<AtomicU32>,
-        worker_ids: Vec<Arc<str>>,
-        manifest: Arc<Manifest>,
-        command: CommandSpec,
-        config: ProcessConfig,
-        reporter: Reporter,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<(Self, Arc<ProcessStats>), String> {
-        let stats = Arc::new(ProcessStats::default());
+    pub(crate) async fn start(ctx: &BankContext, command: CommandSpec) -> Result<Self, String> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            "worker processes are supervised on tokio: start the bank within a tokio runtime".to_owned()
+        })?;
+        let worker_ids = ctx.worker_ids.clone();
         let shared = Arc::new(Shared {
-            bank_id,
-            bank_index,
-            manifest,
+            bank_id: ctx.bank_id.clone(),
+            manifest: ctx.manifest.clone(),
             command,
-            config,
-            reporter,
-            stats: stats.clone(),
+            config: ctx.supervision.clone(),
+            reporter: ctx.reporter.clone(),
+            stats: ctx.stats.clone(),
+            clock: ctx.clock.clone(),
             stop: CancellationToken::new(),
             failed: AtomicBool::new(false),
         });
@@ -180,7 +134,7 @@ impl ProcessExecutor {
                 return Err(problem);
             }
         }
-        Ok((executor, stats))
+        Ok(executor)
     }
 }
 
@@ -211,11 +165,12 @@ impl Executor for ProcessExecutor {
 
     fn harvest_starts(&self, older_than: Duration) -> Vec<StartedJob> {
         let mut out = Vec::new();
+        let now = self.shared.now();
         for (worker, slot) in self.slots.iter().enumerate() {
             let mut inflight = slot.inflight.lock();
             for f in inflight.values_mut() {
                 if !f.start_reported {
-                    let running_for = f.sent.elapsed();
+                    let running_for = now.saturating_since(f.sent);
                     if running_for >= older_than {
                         f.start_reported = true;
                         out.push(StartedJob {
@@ -259,10 +214,9 @@ async fn supervise(
 ) {
     let mut ready_tx = Some(ready_tx);
     let mut pending: VecDeque<Job> = VecDeque::new();
-    let mut crashes: VecDeque<Instant> = VecDeque::new();
-    let mut consecutive: u32 = 0;
+    let mut crashes = CrashTracker::default();
     loop {
-        let born = Instant::now();
+        let born = shared.now();
         let end = run_process(&shared, &slot, index, &mut rx, &mut pending, &mut ready_tx).await;
         let reason = match end {
             End::Stopped => break,
@@ -277,28 +231,19 @@ async fn supervise(
         if shared.stop.is_cancelled() {
             break;
         }
-        shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        shared.stats.restarted();
         tracing::warn!(worker_id = &*slot.worker_id, "worker process lost: {reason}; restarting");
-        let now = Instant::now();
-        if now.duration_since(born) > shared.config.crash_loop_window / 2 {
-            consecutive = 0;
-        }
-        consecutive = consecutive.saturating_add(1);
-        crashes.push_back(now);
-        while crashes.front().is_some_and(|t| now.duration_since(*t) > shared.config.crash_loop_window) {
-            crashes.pop_front();
-        }
-        if crashes.len() >= shared.config.crash_loop_threshold {
+        let plan = crashes.crashed(&shared.config, born, shared.now());
+        if let Some(count) = plan.crash_loop {
             let message = format!(
-                "worker process crashed {} times within {} s (last: {reason}); bank `{}` is marked error",
-                crashes.len(),
+                "worker process crashed {count} times within {} s (last: {reason}); bank `{}` is marked error",
                 shared.config.crash_loop_window.as_secs(),
                 shared.bank_id
             );
             if !shared.failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(worker_id = &*slot.worker_id, "{message}");
             }
-            shared.reporter.health(bank_index(&shared), index, Some(message), true);
+            shared.reporter.worker_failed(index, message, true);
             // What waits here would wait for a process that may not come back: fail it so the
             // retry policy moves it on.
             while let Ok(job) = rx.try_recv() {
@@ -308,13 +253,9 @@ async fn supervise(
                 shared.reporter.finished(&job, Outcome::WorkerLost(reason.clone()), Duration::ZERO);
             }
         } else {
-            shared.reporter.health(bank_index(&shared), index, Some(reason.clone()), false);
+            shared.reporter.worker_failed(index, reason.clone(), false);
         }
-        let backoff = shared
-            .config
-            .restart_backoff
-            .saturating_mul(2u32.saturating_pow(consecutive.saturating_sub(1)))
-            .min(shared.config.max_restart_backoff);
+        let backoff = plan.backoff;
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = shared.stop.cancelled() => break,
@@ -332,19 +273,16 @@ async fn supervise(
     slot.pid.store(0, Ordering::Relaxed);
 }
 
-fn bank_index(shared: &Shared) -> u32 {
-    shared.bank_index.load(Ordering::Acquire)
-}
-
 /// Fails every attempt the lost process held: a `system` failure the retry policy may retry.
 fn fail_inflight(shared: &Shared, slot: &Slot, reason: &str) {
     let lost: Vec<InFlight> = slot.inflight.lock().drain().map(|(_, f)| f).collect();
+    let now = shared.now();
     for f in lost {
         let outcome = Outcome::WorkerLost(format!("{reason} while running the request"));
         if f.start_reported {
-            shared.reporter.finished(&f.job, outcome, f.sent.elapsed());
+            shared.reporter.finished(&f.job, outcome, now.saturating_since(f.sent));
         } else {
-            shared.reporter.finished_without_start(&f.job, outcome, f.sent.elapsed());
+            shared.reporter.finished_without_start(&f.job, outcome, now.saturating_since(f.sent));
         }
     }
 }
@@ -405,11 +343,11 @@ async fn run_process(
     }
     if shared.failed.swap(false, Ordering::AcqRel) {
         tracing::info!(worker_id = &*worker_id, "worker process ready again; bank `{}` is active", shared.bank_id);
-        shared.reporter.health(bank_index(shared), index, None, true);
+        shared.reporter.worker_recovered(index);
     }
 
     let wake = Arc::new(Notify::new());
-    let last_seen = Arc::new(AtomicU64::new(millis_since(Instant::now())));
+    let last_seen = Arc::new(AtomicU64::new(shared.millis_now()));
     let reader_task =
         tokio::spawn(read_replies(shared.clone(), slot.clone(), reader, line, wake.clone(), last_seen.clone()));
     let mut writer = BufWriter::with_capacity(64 * 1024, stdin);
@@ -417,7 +355,7 @@ async fn run_process(
     let mut batch = Vec::with_capacity(1024);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat = Instant::now();
+    let mut last_heartbeat = shared.now();
     let mut stopping = false;
 
     let end = loop {
@@ -529,44 +467,6 @@ async fn handshake<R: AsyncBufRead + Unpin>(
     check_ready(&ready, &shared.manifest).map_err(|p| format!("worker `{worker_id}` was refused: {p}"))
 }
 
-/// Compares a worker's `worker-ready` with the bank's manifest; returns its concurrency.
-///
-/// # Errors
-/// Every difference, in one message.
-pub(crate) fn check_ready(ready: &WorkerReady, manifest: &Manifest) -> Result<usize, String> {
-    let mut problems = Vec::new();
-    if ready.protocol_version != PROTOCOL_VERSION {
-        problems.push(format!(
-            "it speaks protocol version {}, the engine speaks {PROTOCOL_VERSION}",
-            ready.protocol_version
-        ));
-    }
-    if ready.manifest.name != manifest.name {
-        problems.push(format!("it implements manifest `{}`, the bank runs `{}`", ready.manifest.name, manifest.name));
-    } else if !ready.manifest.version.is_empty() && ready.manifest.version != manifest.version {
-        problems.push(format!(
-            "it implements `{}` version {}, the bank runs version {}",
-            manifest.name, ready.manifest.version, manifest.version
-        ));
-    }
-    let missing: Vec<&str> = manifest.action_ids().filter(|a| !ready.actions.iter().any(|r| r == a)).collect();
-    if !missing.is_empty() {
-        problems.push(format!("it lacks the actions {}", missing.join(", ")));
-    }
-    let extra: Vec<&str> = ready.actions.iter().map(String::as_str).filter(|a| manifest.action(a).is_none()).collect();
-    if !extra.is_empty() {
-        problems.push(format!("it announces actions the manifest does not declare: {}", extra.join(", ")));
-    }
-    if ready.max_concurrent_tasks == Some(0) {
-        problems.push("it announces maxConcurrentTasks 0".into());
-    }
-    if problems.is_empty() {
-        Ok(ready.max_concurrent_tasks.unwrap_or_else(|| manifest.concurrency_per_worker()).max(1))
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
 fn message_name(m: &WorkerMessage) -> &'static str {
     match m {
         WorkerMessage::WorkerReady(_) => "`worker-ready`",
@@ -620,7 +520,8 @@ async fn pump(
     if pending.is_empty() {
         return Ok(());
     }
-    let now_ms = epoch_millis();
+    let now = shared.now();
+    let now_ms = now.as_millis();
     {
         let mut inflight = slot.inflight.lock();
         let mut deferred = Vec::new();
@@ -637,10 +538,7 @@ async fn pump(
                 continue;
             }
             execute_line(out, &job, now_ms);
-            inflight.insert(
-                job.request_id,
-                InFlight { job, sent: Instant::now(), start_reported: false, cancel_sent: None },
-            );
+            inflight.insert(job.request_id, InFlight { job, sent: now, start_reported: false, cancel_sent: None });
         }
         for job in deferred.into_iter().rev() {
             pending.push_front(job);
@@ -660,16 +558,16 @@ fn watch(
     shared: &Shared,
     slot: &Slot,
     out: &mut Vec<u8>,
-    last_heartbeat: &mut Instant,
+    last_heartbeat: &mut Timestamp,
     last_seen: &AtomicU64,
 ) -> Result<(), String> {
-    let now = Instant::now();
+    let now = shared.now();
     {
         let mut inflight = slot.inflight.lock();
         for f in inflight.values_mut() {
             match f.cancel_sent {
                 None if f.job.cancel.is_cancelled() => {
-                    let reason = if f.sent.elapsed() >= f.job.timeout { "timeout" } else { "cancelled" };
+                    let reason = if now.saturating_since(f.sent) >= f.job.timeout { "timeout" } else { "cancelled" };
                     let msg = EngineMessage::CancelTask(protocol::CancelTask {
                         request_id: f.job.request_id,
                         reason: reason.into(),
@@ -678,7 +576,7 @@ fn watch(
                     out.push(b'\n');
                     f.cancel_sent = Some(now);
                 }
-                Some(at) if now.duration_since(at) >= shared.config.cancel_grace => {
+                Some(at) if now.saturating_since(at) >= shared.config.cancel_grace => {
                     return Err(format!(
                         "the worker did not stop request {} within {} ms of `cancel-task`; killed",
                         f.job.request_id,
@@ -689,14 +587,14 @@ fn watch(
             }
         }
     }
-    if now.duration_since(*last_heartbeat) >= shared.config.heartbeat_interval {
+    if now.saturating_since(*last_heartbeat) >= shared.config.heartbeat_interval {
         *last_heartbeat = now;
-        let msg = EngineMessage::Heartbeat(protocol::Heartbeat { timestamp: Some(epoch_millis()) });
+        let msg = EngineMessage::Heartbeat(protocol::Heartbeat { timestamp: Some(now.as_millis()) });
         let _ = serde_json::to_writer(&mut *out, &msg);
         out.push(b'\n');
     }
     if let Some(limit) = shared.config.heartbeat_timeout {
-        let silent = millis_since(now).saturating_sub(last_seen.load(Ordering::Relaxed));
+        let silent = millis(now.saturating_since(Timestamp::EPOCH)).saturating_sub(last_seen.load(Ordering::Relaxed));
         if silent >= millis(limit) {
             return Err(format!("the worker wrote nothing for {silent} ms; killed"));
         }
@@ -716,7 +614,7 @@ async fn read_replies<R: AsyncBufRead + Unpin>(
     let max = shared.config.max_line_bytes;
     loop {
         let read = read_line(&mut reader, &mut line, max).await;
-        last_seen.store(millis_since(Instant::now()), Ordering::Relaxed);
+        last_seen.store(shared.millis_now(), Ordering::Relaxed);
         match read {
             Err(e) => {
                 tracing::debug!(worker_id = &*slot.worker_id, "worker stdout closed: {e}");
@@ -770,10 +668,11 @@ fn handle_message(shared: &Shared, slot: &Slot, msg: WorkerMessage) -> bool {
                     ))
                 }
             };
+            let elapsed = shared.now().saturating_since(f.sent);
             if f.start_reported {
-                shared.reporter.finished(&f.job, outcome, f.sent.elapsed());
+                shared.reporter.finished(&f.job, outcome, elapsed);
             } else {
-                shared.reporter.finished_without_start(&f.job, outcome, f.sent.elapsed());
+                shared.reporter.finished_without_start(&f.job, outcome, elapsed);
             }
             true
         }
@@ -876,23 +775,12 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn epoch_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Milliseconds since a process-wide origin, for atomics.
-fn millis_since(t: Instant) -> u64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    millis(t.saturating_duration_since(origin))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use atmo_core::ActionDefinition;
-    use atmo_core::protocol::ManifestId;
+    use atmo_core::protocol::{ManifestId, WorkerReady};
 
     fn manifest() -> Manifest {
         Manifest::builder("math")

@@ -1,103 +1,63 @@
-//! The thread/async executor: synchronous handlers on the bank's own OS threads, asynchronous
-//! handlers as tokio tasks.
+//! The thread executor: synchronous handlers on the bank's own OS threads, asynchronous
+//! handlers as tasks of the engine's runtime.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use atmo_core::{EventKind, Handler, Handlers, Resources, TaskContext, TaskError};
+use atmo_core::{EventKind, Handler, TaskContext};
 use crossbeam_channel::{Receiver, Sender};
-use futures::FutureExt;
 use parking_lot::Mutex;
 
-use super::executor::{Executor, Job, Outcome, Reporter};
-use crate::events::EventBus;
-
-/// Everything a worker needs to run a job.
-pub(crate) struct WorkerEnv {
-    pub(crate) bank_id: Arc<str>,
-    pub(crate) worker_ids: Vec<Arc<str>>,
-    /// Handlers by task id; looked up twice per job, so with a fast hash.
-    pub(crate) handlers: rustc_hash::FxHashMap<Box<str>, Handler>,
-    pub(crate) resources: Arc<Resources>,
-    pub(crate) reporter: Reporter,
-    /// The reporter as a progress sink, allocated once rather than per job.
-    pub(crate) progress: Arc<dyn atmo_core::ProgressSink>,
-    pub(crate) events: Arc<EventBus>,
-    /// What each worker thread is running, for [`Executor::harvest_starts`].
-    pub(crate) slots: Vec<Mutex<Option<RunningSlot>>>,
-}
+use super::executor::{Executor, Job, Outcome};
+use super::panic_message;
+use super::tasks::{WorkerEnv, no_handler};
 
 /// The job a worker thread is running.
 #[derive(Debug)]
-pub(crate) struct RunningSlot {
+struct RunningSlot {
     request_id: atmo_core::RequestId,
     attempt: u32,
     since: Instant,
     reported: bool,
 }
 
-impl std::fmt::Debug for WorkerEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerEnv").field("bank_id", &self.bank_id).field("workers", &self.worker_ids.len()).finish()
-    }
-}
-
-impl WorkerEnv {
-    /// Indexes a bank's handlers by task id.
-    pub(crate) fn index_handlers(handlers: &Handlers) -> rustc_hash::FxHashMap<Box<str>, Handler> {
-        handlers.action_ids().filter_map(|id| Some((Box::from(id), handlers.get(id)?.clone()))).collect()
-    }
-
-    fn context(&self, job: &Job) -> TaskContext {
-        TaskContext::new(
-            job.request_id,
-            job.task_id.clone(),
-            job.attempt,
-            self.bank_id.clone(),
-            self.worker_ids.get(job.worker).cloned().unwrap_or_else(|| self.bank_id.clone()),
-            None,
-            job.cancel.clone(),
-            self.resources.clone(),
-            self.progress.clone(),
-        )
-    }
-
-    fn worker_id(&self, idx: usize) -> Arc<str> {
-        self.worker_ids.get(idx).cloned().unwrap_or_else(|| self.bank_id.clone())
-    }
-}
+type Slots = Vec<Mutex<Option<RunningSlot>>>;
 
 /// N OS threads, each with its own queue (the engine picks the least-loaded worker), plus tokio
 /// tasks for async handlers.
 #[derive(Debug)]
 pub(crate) struct ThreadExecutor {
     env: Arc<WorkerEnv>,
+    /// What each worker thread is running, for [`Executor::harvest_starts`].
+    slots: Arc<Slots>,
     // `None` tells a worker thread to stop once it reaches it. Jobs travel in batches: one
     // queue operation (and at most one wake-up) per worker per dispatch round.
     queues: Vec<Sender<Option<Batch>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    runtime: tokio::runtime::Handle,
 }
 
 impl ThreadExecutor {
     /// Starts `worker_count` threads if any handler is synchronous.
-    pub(crate) fn start(env: WorkerEnv, worker_count: usize, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+    pub(crate) fn start(env: WorkerEnv, worker_count: usize) -> std::io::Result<Self> {
         let env = Arc::new(env);
+        let slots: Arc<Slots> = Arc::new((0..worker_count).map(|_| Mutex::new(None)).collect());
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         if env.handlers.values().any(Handler::is_sync) {
             for idx in 0..worker_count {
                 let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
                 let env2 = env.clone();
+                let slots2 = slots.clone();
                 let name = format!("atmo-{}-{idx}", env.bank_id);
-                let handle = std::thread::Builder::new().name(name).spawn(move || worker_loop(&env2, idx, &rx))?;
+                let handle =
+                    std::thread::Builder::new().name(name).spawn(move || worker_loop(&env2, &slots2, idx, &rx))?;
                 queues.push(tx);
                 threads.push(handle);
             }
         }
-        Ok(ThreadExecutor { env, queues, threads: Mutex::new(threads), runtime })
+        Ok(ThreadExecutor { env, slots, queues, threads: Mutex::new(threads) })
     }
 }
 
@@ -128,7 +88,7 @@ fn next_batch(rx: &Receiver<Option<Batch>>) -> Option<Batch> {
     rx.recv().ok().flatten()
 }
 
-fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Batch>>) {
+fn worker_loop(env: &WorkerEnv, slots: &Slots, idx: usize, rx: &Receiver<Option<Batch>>) {
     // One context serves every job of this worker: per job only the attempt's own fields
     // change, so the bank's, the worker's and the resources' reference counts, which all
     // workers share, are not touched per job.
@@ -136,7 +96,7 @@ fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Batch>>) {
     while let Some(batch) = next_batch(rx) {
         let mut jobs = batch.into_iter();
         while let Some(job) = jobs.next() {
-            run_job(env, idx, job, &mut ctx);
+            run_job(env, slots, idx, job, &mut ctx);
             if jobs.len() == 0 && rx.is_empty() {
                 env.events.emit_with(|| EventKind::WorkerIdle { worker_id: env.worker_id(idx) });
             }
@@ -145,7 +105,7 @@ fn worker_loop(env: &WorkerEnv, idx: usize, rx: &Receiver<Option<Batch>>) {
     env.events.emit_with(|| EventKind::WorkerTerminated { worker_id: env.worker_id(idx) });
 }
 
-fn run_job(env: &WorkerEnv, idx: usize, mut job: Job, ctx: &mut Option<TaskContext>) {
+fn run_job(env: &WorkerEnv, slots: &Slots, idx: usize, mut job: Job, ctx: &mut Option<TaskContext>) {
     if job.cancel.is_cancelled() {
         env.reporter.skipped(&job);
         return;
@@ -156,7 +116,7 @@ fn run_job(env: &WorkerEnv, idx: usize, mut job: Job, ctx: &mut Option<TaskConte
         return;
     };
     let started = Instant::now();
-    if let Some(slot) = env.slots.get(idx) {
+    if let Some(slot) = slots.get(idx) {
         *slot.lock() =
             Some(RunningSlot { request_id: job.request_id, attempt: job.attempt, since: started, reported: false });
     }
@@ -184,26 +144,11 @@ fn run_job(env: &WorkerEnv, idx: usize, mut job: Job, ctx: &mut Option<TaskConte
         Ok(Err(e)) => Outcome::Failed(e),
         Err(panic) => Outcome::Panicked(panic_message(&*panic)),
     };
-    let reported = env.slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
+    let reported = slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
     if reported {
         env.reporter.finished(&job, outcome, started.elapsed());
     } else {
         env.reporter.finished_without_start(&job, outcome, started.elapsed());
-    }
-}
-
-fn no_handler(job: &Job) -> TaskError {
-    TaskError::fatal("NO_HANDLER", format!("bank has no handler for task `{}`", job.task_id))
-        .with_category(atmo_core::ErrorCategory::System)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "handler panicked".to_owned()
     }
 }
 
@@ -231,26 +176,7 @@ impl Executor for ThreadExecutor {
                     None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
                 }
             }
-            Some(Handler::Async(handler)) => {
-                let handler = handler.clone();
-                let env = self.env.clone();
-                self.runtime.spawn(async move {
-                    if job.cancel.is_cancelled() {
-                        env.reporter.skipped(&job);
-                        return;
-                    }
-                    env.reporter.started(&job);
-                    let ctx = env.context(&job);
-                    let started = Instant::now();
-                    let result = AssertUnwindSafe(handler.call(ctx, job.parameters.clone())).catch_unwind().await;
-                    let outcome = match result {
-                        Ok(Ok(v)) => Outcome::Completed(v),
-                        Ok(Err(e)) => Outcome::Failed(e),
-                        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-                    };
-                    env.reporter.finished(&job, outcome, started.elapsed());
-                });
-            }
+            Some(Handler::Async(_)) => self.env.spawn_job(job),
             None => self.env.reporter.finished(&job, Outcome::Failed(no_handler(&job)), Default::default()),
         }
     }
@@ -309,7 +235,7 @@ impl Executor for ThreadExecutor {
 
     fn harvest_starts(&self, older_than: std::time::Duration) -> Vec<super::executor::StartedJob> {
         let mut out = Vec::new();
-        for (worker, slot) in self.env.slots.iter().enumerate() {
+        for (worker, slot) in self.slots.iter().enumerate() {
             let mut slot = slot.lock();
             if let Some(s) = slot.as_mut()
                 && !s.reported
@@ -334,14 +260,18 @@ impl Executor for ThreadExecutor {
             let _ = q.send(None);
         }
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock());
+        // Joining blocks, so it happens on a thread of its own, whatever the runtime.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let joiner = std::thread::Builder::new().name("atmo-join".into()).spawn(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+            let _ = tx.send(());
+        });
         Box::pin(async move {
-            // Joining blocks, so it happens off the async runtime.
-            let _ = tokio::task::spawn_blocking(move || {
-                for t in threads {
-                    let _ = t.join();
-                }
-            })
-            .await;
+            if joiner.is_ok() {
+                let _ = rx.await;
+            }
         })
     }
 }

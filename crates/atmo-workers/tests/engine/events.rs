@@ -141,7 +141,7 @@ async fn on_delivers_only_the_chosen_kind_until_unsubscribed() -> anyhow::Result
 fn on_needs_a_runtime() {
     let manager = RequestManager::builder().build();
     let r = manager.on(EventType::RequestCompleted, |_e: &Event| {});
-    assert!(matches!(r, Err(atmo_workers::Error::Config(_))), "{r:?}");
+    assert!(matches!(r, Err(atmo_workers::Error::NoRuntime)), "{r:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ mod mock;
 mod panics;
 mod queries_metrics;
 mod retry_timeout;
+mod runtime_seam;
 mod scheduling;
 mod shutdown;
 mod state_machine_props;
