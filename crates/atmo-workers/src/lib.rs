@@ -65,6 +65,8 @@ pub mod clock;
 mod engine;
 pub mod events;
 #[cfg(feature = "native")]
+mod lines;
+#[cfg(feature = "native")]
 pub mod mock;
 mod request_manager;
 #[cfg(feature = "native")]

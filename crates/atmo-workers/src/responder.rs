@@ -26,19 +26,20 @@
 use std::io::{BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use atmo_core::protocol::{
     DEFAULT_MAX_LINE_BYTES, EngineMessage, ExecuteTask, Heartbeat, ManifestId, PROTOCOL_VERSION, TaskComplete,
     TaskProgress, WorkerMessage, WorkerReady,
 };
 use atmo_core::{
-    CancellationToken, ErrorCategory, Handler, Handlers, Manifest, ProgressSink, RequestId, Resources, TaskContext,
-    TaskError, Timestamp,
+    CancellationToken, Clock, ErrorCategory, Handler, Handlers, Manifest, ProgressSink, RequestId, Resources,
+    TaskContext, TaskError, Timestamp,
 };
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
+
+use crate::lines::{Line, read_line_blocking};
 
 /// Serves handlers over the worker protocol. See the [module docs](self).
 #[derive(Debug)]
@@ -49,6 +50,7 @@ pub struct WorkerResponder {
     max_in_flight: Option<usize>,
     resources: Resources,
     max_line_bytes: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl WorkerResponder {
@@ -61,6 +63,7 @@ impl WorkerResponder {
             max_in_flight: None,
             resources: Resources::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -107,6 +110,13 @@ impl WorkerResponder {
         self
     }
 
+    /// Where the times it reports come from (heartbeats, execution times; default: the system
+    /// clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// The longest line accepted from the engine.
     pub fn max_line_bytes(mut self, n: usize) -> Self {
         self.max_line_bytes = n;
@@ -144,6 +154,7 @@ impl WorkerResponder {
             }),
         );
         let env = Arc::new(Env {
+            clock: self.clock.clone(),
             handlers: self.handlers,
             resources: Arc::new(self.resources),
             tokens: Mutex::new(FxHashMap::default()),
@@ -163,13 +174,13 @@ impl WorkerResponder {
         drop(job_rx);
         let mut line = Vec::new();
         let result = loop {
-            match read_line(&mut input, &mut line, self.max_line_bytes) {
+            match read_line_blocking(&mut input, &mut line, self.max_line_bytes) {
                 Err(e) => break Err(e),
-                Ok(None) => break Ok(()),
-                Ok(Some(false)) => {
+                Ok(Line::Eof) => break Ok(()),
+                Ok(Line::TooLong(_)) => {
                     eprintln!("atmo worker: ignoring a line longer than {} bytes", self.max_line_bytes);
                 }
-                Ok(Some(true)) => {
+                Ok(Line::Complete) => {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
@@ -185,9 +196,10 @@ impl WorkerResponder {
                                 t.cancel();
                             }
                         }
-                        Ok(EngineMessage::Heartbeat(_)) => {
-                            send(&out_tx, &WorkerMessage::Heartbeat(Heartbeat { timestamp: Some(epoch_millis()) }))
-                        }
+                        Ok(EngineMessage::Heartbeat(_)) => send(
+                            &out_tx,
+                            &WorkerMessage::Heartbeat(Heartbeat { timestamp: Some(env.clock.now().as_millis()) }),
+                        ),
                         Ok(EngineMessage::Shutdown(_)) => break Ok(()),
                         Err(e) => {
                             let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
@@ -210,6 +222,7 @@ impl WorkerResponder {
 }
 
 struct Env {
+    clock: Arc<dyn Clock>,
     handlers: Handlers,
     resources: Arc<Resources>,
     tokens: Mutex<FxHashMap<RequestId, CancellationToken>>,
@@ -230,7 +243,7 @@ impl ProgressSink for ProgressLines {
 fn run_loop(env: &Env, rx: &Receiver<ExecuteTask>) {
     let progress: Arc<dyn ProgressSink> = Arc::new(ProgressLines(env.out.clone()));
     while let Ok(task) = rx.recv() {
-        let started = Instant::now();
+        let started = env.clock.now();
         let token = env.tokens.lock().get(&task.request_id).cloned().unwrap_or_default();
         let outcome = match env.handlers.get(&task.task_id) {
             None => {
@@ -264,7 +277,7 @@ fn run_loop(env: &Env, rx: &Receiver<ExecuteTask>) {
             }
         };
         env.tokens.lock().remove(&task.request_id);
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ms = env.clock.now().saturating_since(started).as_secs_f64() * 1000.0;
         let reply = match outcome {
             Ok(v) => TaskComplete::success(task.request_id, v, ms),
             Err(e) => TaskComplete::failure(task.request_id, &e, ms),
@@ -295,42 +308,6 @@ fn write_loop<W: Write>(output: W, rx: &Receiver<Vec<u8>>) {
             return;
         }
     }
-}
-
-/// Reads one line into `buf`: `Some(true)` a line, `Some(false)` a line over `max` (skipped),
-/// `None` the end of the input.
-fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<bool>> {
-    buf.clear();
-    let mut skipped = false;
-    let mut any = false;
-    loop {
-        let available = input.fill_buf()?;
-        if available.is_empty() {
-            return Ok(if any { Some(!skipped) } else { None });
-        }
-        any = true;
-        let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if skipped || buf.len() + chunk.len() > max {
-            skipped = true;
-            buf.clear();
-        } else {
-            buf.extend_from_slice(chunk);
-        }
-        let used = found.unwrap_or(available.len());
-        input.consume(used);
-        if found.is_some() {
-            return Ok(Some(!skipped));
-        }
-    }
-}
-
-fn epoch_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -446,9 +423,9 @@ mod tests {
         });
         tx.send(execute(9, "WAIT", json!({}))).unwrap();
         let id = RequestId::from_u128(9).to_string();
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !lines(&out).iter().any(|m| m["type"] == "task-progress") {
-            assert!(Instant::now() < deadline, "no progress line");
+            assert!(std::time::Instant::now() < deadline, "no progress line");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         tx.send(format!(r#"{{"type":"cancel-task","requestId":"{id}","reason":"timeout"}}"#)).unwrap();

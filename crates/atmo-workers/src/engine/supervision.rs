@@ -177,7 +177,52 @@ impl CrashTracker {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use atmo_core::ActionDefinition;
+    use atmo_core::protocol::ManifestId;
+
+    fn manifest() -> Manifest {
+        Manifest::builder("math")
+            .version("1.2.0")
+            .action(ActionDefinition::new("ADD").lenient())
+            .action(ActionDefinition::new("MUL").lenient())
+            .max_concurrent_tasks(3)
+            .build()
+            .unwrap()
+    }
+
+    fn ready(name: &str, version: &str, actions: &[&str]) -> WorkerReady {
+        WorkerReady {
+            protocol_version: PROTOCOL_VERSION,
+            manifest: ManifestId { name: name.into(), version: version.into() },
+            actions: actions.iter().map(|s| (*s).to_owned()).collect(),
+            max_concurrent_tasks: None,
+            pid: None,
+        }
+    }
+
+    #[test]
+    fn a_matching_worker_is_accepted_with_the_manifest_concurrency() {
+        assert_eq!(check_ready(&ready("math", "1.2.0", &["MUL", "ADD"]), &manifest()), Ok(3));
+        assert_eq!(check_ready(&ready("math", "", &["ADD", "MUL"]), &manifest()), Ok(3));
+        let mut r = ready("math", "1.2.0", &["ADD", "MUL"]);
+        r.max_concurrent_tasks = Some(8);
+        assert_eq!(check_ready(&r, &manifest()), Ok(8));
+    }
+
+    #[test]
+    fn every_difference_is_named() {
+        let mut r = ready("maths", "1.2.0", &["ADD", "DIV"]);
+        r.protocol_version = 2;
+        let e = check_ready(&r, &manifest()).unwrap_err();
+        assert!(e.contains("protocol version 2"), "{e}");
+        assert!(e.contains("manifest `maths`, the bank runs `math`"), "{e}");
+        assert!(e.contains("lacks the actions MUL"), "{e}");
+        assert!(e.contains("does not declare: DIV"), "{e}");
+        let e = check_ready(&ready("math", "0.9.0", &["ADD", "MUL"]), &manifest()).unwrap_err();
+        assert!(e.contains("version 0.9.0, the bank runs version 1.2.0"), "{e}");
+    }
 
     #[test]
     fn backoff_doubles_and_a_loop_is_seen_at_the_threshold() {
