@@ -47,8 +47,8 @@ pub use manifest::{ActionDefinition, Manifest, ManifestRegistry, ParamType, Para
 pub use metrics::{BankPerformance, ErrorCount, LatencySummary, StoreMetrics, SystemMetrics};
 pub use query::{Cursor, DateRange, Pagination, PriorityRange, QueryPage, RequestQuery, SortField, SortOrder};
 pub use request::{
-    Assignment, DEFAULT_PRIORITY, HistoryEntry, MAX_PRIORITY, MIN_PRIORITY, Progress, Request, RequestLifecycle,
-    RequestResult, SubmitOptions, SubmitRequest,
+    Assignment, DEFAULT_PRIORITY, DecodeError, HistoryEntry, MAX_PRIORITY, MIN_PRIORITY, Progress, Request,
+    RequestLifecycle, RequestResult, SubmitOptions, SubmitRequest,
 };
 pub use retry::RetryPolicy;
 pub use status::RequestStatus;

@@ -278,6 +278,71 @@ pub struct RequestResult {
     pub completed_at: Option<Timestamp>,
 }
 
+impl RequestResult {
+    /// The result as a typed value.
+    ///
+    /// ```
+    /// # use atmo_core::{RequestId, RequestResult, RequestStatus};
+    /// # use std::sync::Arc;
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct Sum { result: f64 }
+    /// let r = RequestResult {
+    ///     request_id: RequestId::from_u128(1),
+    ///     status: RequestStatus::Completed,
+    ///     success: true,
+    ///     payload: Some(Arc::new(serde_json::json!({"result": 8.0}))),
+    ///     error: None,
+    ///     processing_time_ms: None,
+    ///     attempts: 1,
+    ///     completed_at: None,
+    /// };
+    /// assert_eq!(r.decode::<Sum>().unwrap(), Sum { result: 8.0 });
+    /// assert!(r.decode::<Vec<u8>>().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`DecodeError::NotCompleted`] (with the request's error) when it did not complete;
+    /// [`DecodeError::Payload`] when the result is not a `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        let payload = match (&self.payload, self.status) {
+            (Some(p), RequestStatus::Completed) => p,
+            _ => {
+                return Err(DecodeError::NotCompleted {
+                    id: self.request_id,
+                    status: self.status,
+                    error: self.error.clone().map(Box::new),
+                });
+            }
+        };
+        T::deserialize(&**payload).map_err(|source| DecodeError::Payload { id: self.request_id, source })
+    }
+}
+
+/// Why [`RequestResult::decode`] gave no value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The request finished without a result.
+    #[error("request {id} did not complete: it is {status}{}", error.as_ref().map(|e| format!(" ({}: {})", e.code, e.message)).unwrap_or_default())]
+    NotCompleted {
+        /// The request.
+        id: RequestId,
+        /// How it ended.
+        status: RequestStatus,
+        /// Its error, if it failed.
+        error: Option<Box<RequestError>>,
+    },
+    /// The result is not of the type asked for.
+    #[error("the result of request {id} does not decode: {source}")]
+    Payload {
+        /// The request.
+        id: RequestId,
+        /// What did not match.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Everything known about a request, bundled (`getRequestLifecycle` in the seed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

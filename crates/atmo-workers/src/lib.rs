@@ -49,13 +49,13 @@ pub use atmo_core::store::{
 };
 pub use atmo_core::{
     ActionDefinition, Assignment, AsyncHandler, Bank, BankPerformance, BankStatus, CancellationToken, Capability,
-    Change, Clock, Cursor, DEFAULT_PRIORITY, DateRange, Error, ErrorCategory, ErrorCount, Event, EventKind, EventType,
-    Expect, Handler, HandlerResult, Handlers, HistoryEntry, InvalidRequestId, LatencySummary, MAX_PRIORITY,
-    MIN_PRIORITY, Manifest, ManifestRegistry, ManualClock, NoProgress, Pagination, ParamType, ParameterSpec,
-    PriorityRange, Progress, ProgressSink, QueryPage, Request, RequestError, RequestId, RequestLifecycle, RequestQuery,
-    RequestResult, RequestStatus, Resources, Result, RetryPolicy, Severity, SortField, SortOrder, StoreMetrics,
-    SubmitOptions, SubmitRequest, SyncHandler, SystemMetrics, Task, TaskContext, TaskError, Timestamp, Transition,
-    TransitionRejected, WorkerInfo, WorkerStatus, apply_claim, apply_transition,
+    Change, Clock, Cursor, DEFAULT_PRIORITY, DateRange, DecodeError, Error, ErrorCategory, ErrorCount, Event,
+    EventKind, EventType, Expect, Handler, HandlerResult, Handlers, HistoryEntry, InvalidRequestId, LatencySummary,
+    MAX_PRIORITY, MIN_PRIORITY, Manifest, ManifestRegistry, ManualClock, NoProgress, Pagination, ParamType,
+    ParameterSpec, PriorityRange, Progress, ProgressSink, QueryPage, Request, RequestError, RequestId,
+    RequestLifecycle, RequestQuery, RequestResult, RequestStatus, Resources, Result, RetryPolicy, Severity, SortField,
+    SortOrder, StoreMetrics, SubmitOptions, SubmitRequest, SyncHandler, SystemMetrics, Task, TaskContext, TaskError,
+    Timestamp, Transition, TransitionRejected, WorkerInfo, WorkerStatus, apply_claim, apply_transition,
 };
 pub use atmo_core::{
     bank, error, event, handler, id, manifest, metrics, protocol, query, request, retry, status, time, transition,
