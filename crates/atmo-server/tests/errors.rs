@@ -262,3 +262,18 @@ async fn a_stopped_store_makes_the_service_unready() {
     assert_eq!(app.post("/v1/requests", json!({"taskId": "echo"})).await.status, StatusCode::CREATED);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_beyond_the_engine_limit_is_refused_naming_it() {
+    let app = app().await;
+    // 2^70 ms: once clamped to ~31,700 years, which switched the timeout off.
+    let r = app
+        .post(
+            "/v1/requests",
+            json!({"taskId": "add", "parameters": {"a": 1, "b": 2}, "timeoutMs": 1_180_591_620_717_411_303_424.0_f64}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["code"], "VALIDATION_FAILED");
+    assert!(r.text.contains("max_timeout"), "{}", r.text);
+}

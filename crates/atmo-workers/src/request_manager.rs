@@ -137,6 +137,14 @@ impl RequestManagerBuilder {
         self
     }
 
+    /// The longest timeout and the furthest delay a request may ask for (see
+    /// [`EngineConfig::max_timeout`] and [`EngineConfig::max_delay`]).
+    pub fn limits(mut self, max_timeout: Duration, max_delay: Duration) -> Self {
+        self.config.max_timeout = max_timeout;
+        self.config.max_delay = max_delay;
+        self
+    }
+
     /// Retention of finished requests.
     pub fn retention(mut self, max_age: Option<Duration>, max_count: Option<usize>) -> Self {
         self.config.retention.max_age = max_age;

@@ -8,6 +8,8 @@
 //! synchronous = "full"             # or "normal": survives crashes, not power loss; faster
 //! drain = "10s"                    # how long shutdown lets running requests finish
 //! queue_capacity = 1000000         # unfinished requests accepted before "queue full"
+//! max_timeout = "24h"              # a request's timeoutMs above this is refused (400)
+//! max_delay = "365d"               # and so is a runAt or delayMs further ahead than this
 //!
 //! [retention]
 //! max_age = "7d"                   # finished requests older than this are deleted
@@ -51,6 +53,8 @@ pub(crate) struct FileConfig {
     pub(crate) synchronous: Option<String>,
     pub(crate) drain: Option<String>,
     pub(crate) queue_capacity: Option<usize>,
+    pub(crate) max_timeout: Option<String>,
+    pub(crate) max_delay: Option<String>,
     #[serde(default)]
     pub(crate) retention: RetentionFile,
     #[serde(default)]
@@ -133,6 +137,8 @@ pub(crate) struct ServeConfig {
     pub(crate) synchronous_normal: bool,
     pub(crate) drain: Duration,
     pub(crate) queue_capacity: Option<usize>,
+    pub(crate) max_timeout: Option<Duration>,
+    pub(crate) max_delay: Option<Duration>,
     pub(crate) retention_max_age: Option<Duration>,
     pub(crate) retention_max_count: Option<usize>,
     pub(crate) builtins: BuiltinsFile,
@@ -204,6 +210,8 @@ pub(crate) fn load(path: Option<&Path>, o: Overrides) -> anyhow::Result<ServeCon
         synchronous_normal,
         drain,
         queue_capacity: file.queue_capacity,
+        max_timeout: parse_duration("max_timeout", file.max_timeout.as_deref())?,
+        max_delay: parse_duration("max_delay", file.max_delay.as_deref())?,
         retention_max_age: parse_duration("retention.max_age", file.retention.max_age.as_deref())?,
         retention_max_count: file.retention.max_count,
         builtins,
@@ -260,6 +268,7 @@ bind = "127.0.0.1:9000"
 token = "file-token"
 store = "sqlite:data/x.db"
 drain = "3s"
+max_timeout = "1h"
 [retention]
 max_age = "7d"
 [builtins]
@@ -289,6 +298,8 @@ missed_run_policy = "run-once"
         assert_eq!(c.banks[0].command.as_ref().unwrap().args, vec!["w.py".to_owned()]);
         assert_eq!(c.cron[0].missed_run_policy.as_deref(), Some("run-once"));
         assert_eq!(c.drain, Duration::from_secs(3));
+        assert_eq!(c.max_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(c.max_delay, None);
     }
 
     #[test]

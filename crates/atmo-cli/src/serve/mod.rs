@@ -67,6 +67,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if max_age.is_some() || max_count.is_some() {
         builder = builder.configure(|b| b.retention(max_age, max_count));
     }
+    if config.max_timeout.is_some() || config.max_delay.is_some() {
+        let defaults = atmo_workers::EngineConfig::default();
+        let max_timeout = config.max_timeout.unwrap_or(defaults.max_timeout);
+        let max_delay = config.max_delay.unwrap_or(defaults.max_delay);
+        builder = builder.configure(|b| b.limits(max_timeout, max_delay));
+    }
     if let Some(n) = config.queue_capacity {
         builder = builder.configure(|b| b.queue_capacity(n));
     }

@@ -16,6 +16,11 @@ pub struct EngineConfig {
     pub claim_batch: usize,
     /// How long a claim's lease lasts without a heartbeat.
     pub lease_duration: Duration,
+    /// The longest timeout a request may ask for; a longer one is refused at submission
+    /// (default 24 h), so that no client can switch timeouts off.
+    pub max_timeout: Duration,
+    /// The furthest ahead a request may be scheduled (`run_at`, `delay`; default 365 days).
+    pub max_delay: Duration,
     /// Retention of finished requests.
     pub retention: RetentionConfig,
 }
@@ -28,6 +33,8 @@ impl Default for EngineConfig {
             event_buffer: crate::events::DEFAULT_EVENT_BUFFER,
             claim_batch: 1024,
             lease_duration: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(24 * 3600),
+            max_delay: Duration::from_secs(365 * 24 * 3600),
             retention: RetentionConfig::default(),
         }
     }

@@ -121,6 +121,44 @@ impl Engine {
                 "timeout must be positive".into(),
             ));
         }
+        let max_timeout = self.config.max_timeout;
+        if let Some(t) = timeout.filter(|t| *t > max_timeout) {
+            return Err(validation(
+                &task_id,
+                "timeout",
+                ValidationIssueKind::OutOfRange,
+                format!(
+                    "timeout of {} ms exceeds this engine's limit of {} ms (max_timeout)",
+                    t.as_millis(),
+                    max_timeout.as_millis()
+                ),
+            ));
+        }
+        let max_delay = self.config.max_delay;
+        if let Some(d) = delay.filter(|d| *d > max_delay) {
+            return Err(validation(
+                &task_id,
+                "delay",
+                ValidationIssueKind::OutOfRange,
+                format!(
+                    "delay of {} ms exceeds this engine's limit of {} ms (max_delay)",
+                    d.as_millis(),
+                    max_delay.as_millis()
+                ),
+            ));
+        }
+        if let Some(t) = run_at.filter(|t| t.saturating_since(now) > max_delay) {
+            return Err(validation(
+                &task_id,
+                "runAt",
+                ValidationIssueKind::OutOfRange,
+                format!(
+                    "runAt {} is more than this engine's limit of {} ms ahead (max_delay)",
+                    t.to_datetime().to_rfc3339(),
+                    max_delay.as_millis()
+                ),
+            ));
+        }
         let run_at = match (run_at, delay) {
             (Some(t), Some(d)) => Some(t.max(now + d)),
             (Some(t), None) => Some(t),

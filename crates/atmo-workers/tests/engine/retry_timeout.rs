@@ -401,3 +401,34 @@ async fn a_late_result_of_a_timed_out_attempt_never_overwrites_the_next_one() ->
     manager.shutdown(Duration::ZERO).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_timeout_or_delay_beyond_the_engine_limits_is_refused_naming_the_limit() -> anyhow::Result<()> {
+    let manager = atmo_workers::WorkerManager::builder()
+        .configure(|b| b.limits(Duration::from_secs(60), Duration::from_secs(3600)))
+        .start()
+        .await?;
+    manager.register_manifest(lenient("m", &["A"])?);
+    let refused = [
+        SubmitOptions::new().timeout(Duration::from_secs(61)),
+        // What a client asking for 2^70 ms ends up as: the longest duration there is.
+        SubmitOptions::new().timeout(Duration::MAX),
+        SubmitOptions::new().delay(Duration::from_secs(3601)),
+        SubmitOptions::new().run_at(manager.now() + Duration::from_secs(7200)),
+    ];
+    for options in refused {
+        match manager.submit("A", serde_json::json!({}), options).await {
+            Err(atmo_workers::Error::Validation { errors, .. }) => {
+                let issue = &errors.issues()[0];
+                assert!(issue.message.contains("max_timeout") || issue.message.contains("max_delay"), "{issue:?}");
+                assert!(issue.message.contains("60000 ms") || issue.message.contains("3600000 ms"), "{issue:?}");
+            }
+            other => anyhow::bail!("expected a validation error, got {other:?}"),
+        }
+    }
+    // At the limits, accepted.
+    manager.submit("A", serde_json::json!({}), SubmitOptions::new().timeout(Duration::from_secs(60))).await?;
+    manager.submit("A", serde_json::json!({}), SubmitOptions::new().delay(Duration::from_secs(3600))).await?;
+    manager.shutdown(Duration::ZERO).await?;
+    Ok(())
+}
