@@ -95,6 +95,9 @@ pub struct BankPerformance {
     /// Worker processes restarted after they died or were killed.
     #[serde(default)]
     pub worker_restarts: u64,
+    /// Worker threads written off because a handler overstayed its timeout (and replaced).
+    #[serde(default)]
+    pub abandoned_workers: u64,
 }
 
 /// The system at a glance.

@@ -115,6 +115,14 @@ pub(crate) fn render(m: &SystemMetrics, workers: &[WorkerInfo], totals: &Totals,
     for b in &m.bank_performance {
         o.sample("atmo_bank_failed_total", &[("bank", &b.bank_id)], b.failed as f64);
     }
+    o.family(
+        "atmo_bank_abandoned_workers_total",
+        "counter",
+        "Worker threads of each bank written off because a handler overstayed its timeout.",
+    );
+    for b in &m.bank_performance {
+        o.sample("atmo_bank_abandoned_workers_total", &[("bank", &b.bank_id)], b.abandoned_workers as f64);
+    }
 
     o.family("atmo_workers", "gauge", "Workers by state.");
     for (state, name) in [

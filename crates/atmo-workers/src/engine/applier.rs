@@ -379,6 +379,7 @@ async fn fire_timeouts(inner: &Arc<Engine>, deadlines: &mut Deadlines) {
                 if let Some(b) = inner.registry.bank_at(entry.bank) {
                     b.release(1);
                     b.record_result(false, 0);
+                    b.executor.timed_out(id, attempt);
                 }
                 inner.wake.capacity_freed();
             }

@@ -184,6 +184,7 @@ impl BankRuntime {
             average_processing_time_ms: self.average_processing_ms(),
             protocol_errors: self.supervision_stats.as_ref().map_or(0, |s| s.protocol_errors()),
             worker_restarts: self.supervision_stats.as_ref().map_or(0, |s| s.restarts()),
+            abandoned_workers: self.supervision_stats.as_ref().map_or(0, |s| s.abandoned_workers()),
         }
     }
 }

@@ -200,8 +200,13 @@ pub(crate) fn handler_executor(
     };
     #[cfg(feature = "native")]
     if handlers.action_ids().any(|a| handlers.get(a).is_some_and(atmo_core::Handler::is_sync)) {
-        let executor = super::thread::ThreadExecutor::start(env, ctx.worker_ids.len())
-            .map_err(|e| Error::BankStart { bank_id: ctx.bank_id.to_string(), source: Box::new(e) })?;
+        let executor = super::thread::ThreadExecutor::start(
+            env,
+            ctx.worker_ids.len(),
+            ctx.supervision.cancel_grace,
+            ctx.stats.clone(),
+        )
+        .map_err(|e| Error::BankStart { bank_id: ctx.bank_id.to_string(), source: Box::new(e) })?;
         return Ok(Box::new(executor));
     }
     Ok(Box::new(super::tasks::TaskExecutor::new(env)))

@@ -202,6 +202,13 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
         }
     }
 
+    /// The engine timed out attempt `attempt` of `request_id`, which this executor runs: its
+    /// cancellation token has fired. An executor that can reclaim a worker whose handler
+    /// ignores it (kill a process, write off a thread) does so here, after a grace period.
+    fn timed_out(&self, request_id: RequestId, attempt: u32) {
+        let _ = (request_id, attempt);
+    }
+
     /// Stops the workers once they have finished what they hold; returns when they have.
     fn shutdown(&self) -> futures::future::BoxFuture<'static, ()>;
 

@@ -108,11 +108,12 @@ pub fn check_ready(ready: &WorkerReady, manifest: &Manifest) -> Result<usize, St
     }
 }
 
-/// A bank's protocol counters (shown in its performance figures).
+/// A bank's supervision counters (shown in its performance figures).
 #[derive(Debug, Default)]
 pub struct SupervisionStats {
     protocol_errors: AtomicU64,
     restarts: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 impl SupervisionStats {
@@ -124,6 +125,17 @@ impl SupervisionStats {
     /// Counts a worker restarted after it was lost.
     pub fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a worker written off because its handler overstayed its timeout (its thread
+    /// could not be stopped) and replaced.
+    pub fn abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Workers written off so far.
+    pub fn abandoned_workers(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Protocol errors so far.

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use super::executor::{Executor, Job, Outcome};
 use super::panic_message;
+use super::supervision::SupervisionStats;
 use super::tasks::{WorkerEnv, no_handler};
 
 /// The job a worker thread is running.
@@ -25,22 +26,50 @@ struct RunningSlot {
 
 type Slots = Vec<Mutex<Option<RunningSlot>>>;
 
-/// N OS threads, each with its own queue (the engine picks the least-loaded worker), plus tokio
-/// tasks for async handlers.
+/// N OS threads, each with its own queue (the engine picks the least-loaded worker), plus
+/// tasks of the runtime for async handlers.
 #[derive(Debug)]
 pub(crate) struct ThreadExecutor {
+    env: Arc<WorkerEnv>,
+    inner: Arc<Threads>,
+}
+
+/// One worker thread's queue. The receiver is kept too: when a stuck thread is written off,
+/// what waited behind its job moves to the replacement.
+#[derive(Debug)]
+struct Queue {
+    tx: Sender<Option<Batch>>,
+    rx: Receiver<Option<Batch>>,
+}
+
+#[derive(Debug)]
+struct Threads {
     env: Arc<WorkerEnv>,
     /// What each worker thread is running, for [`Executor::harvest_starts`].
     slots: Arc<Slots>,
     // `None` tells a worker thread to stop once it reaches it. Jobs travel in batches: one
     // queue operation (and at most one wake-up) per worker per dispatch round.
-    queues: Vec<Sender<Option<Batch>>>,
+    queues: Vec<Mutex<Queue>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How long a handler may overstay its timeout before its thread is written off.
+    grace: std::time::Duration,
+    /// Threads written off so far, and the most that may be (each still holds its stack and
+    /// whatever its handler holds until the handler returns).
+    abandoned: std::sync::atomic::AtomicUsize,
+    max_abandoned: usize,
+    stats: Arc<SupervisionStats>,
 }
 
 impl ThreadExecutor {
-    /// Starts `worker_count` threads if any handler is synchronous.
-    pub(crate) fn start(env: WorkerEnv, worker_count: usize) -> std::io::Result<Self> {
+    /// Starts `worker_count` threads if any handler is synchronous. A handler still running
+    /// `grace` after its timeout fired gets its thread written off and replaced, up to
+    /// `worker_count` times over the bank's life.
+    pub(crate) fn start(
+        env: WorkerEnv,
+        worker_count: usize,
+        grace: std::time::Duration,
+        stats: Arc<SupervisionStats>,
+    ) -> std::io::Result<Self> {
         let env = Arc::new(env);
         let slots: Arc<Slots> = Arc::new((0..worker_count).map(|_| Mutex::new(None)).collect());
         let mut queues = Vec::new();
@@ -48,16 +77,93 @@ impl ThreadExecutor {
         if env.handlers.values().any(Handler::is_sync) {
             for idx in 0..worker_count {
                 let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
-                let env2 = env.clone();
-                let slots2 = slots.clone();
-                let name = format!("atmo-{}-{idx}", env.bank_id);
-                let handle =
-                    std::thread::Builder::new().name(name).spawn(move || worker_loop(&env2, &slots2, idx, &rx))?;
-                queues.push(tx);
-                threads.push(handle);
+                threads.push(spawn_worker(&env, &slots, idx, rx.clone())?);
+                queues.push(Mutex::new(Queue { tx, rx }));
             }
         }
-        Ok(ThreadExecutor { env, slots, queues, threads: Mutex::new(threads) })
+        let inner = Arc::new(Threads {
+            env: env.clone(),
+            slots,
+            queues,
+            threads: Mutex::new(threads),
+            grace,
+            abandoned: std::sync::atomic::AtomicUsize::new(0),
+            max_abandoned: worker_count,
+            stats,
+        });
+        Ok(ThreadExecutor { env, inner })
+    }
+}
+
+fn spawn_worker(
+    env: &Arc<WorkerEnv>,
+    slots: &Arc<Slots>,
+    idx: usize,
+    rx: Receiver<Option<Batch>>,
+) -> std::io::Result<JoinHandle<()>> {
+    let env = env.clone();
+    let slots = slots.clone();
+    let name = format!("atmo-{}-{idx}", env.bank_id);
+    std::thread::Builder::new().name(name).spawn(move || worker_loop(&env, &slots, idx, &rx))
+}
+
+impl Threads {
+    /// Writes off worker `idx`'s thread if it still runs `(request_id, attempt)`, whose timeout
+    /// fired `grace` ago: a new thread takes over its queue, the old one finishes its handler
+    /// unobserved (its late result is discarded) and exits.
+    fn write_off(&self, request_id: atmo_core::RequestId, attempt: u32) {
+        let Some(idx) = self
+            .slots
+            .iter()
+            .position(|s| s.lock().as_ref().is_some_and(|r| r.request_id == request_id && r.attempt == attempt))
+        else {
+            return;
+        };
+        let (Some(slot), Some(queue)) = (self.slots.get(idx), self.queues.get(idx)) else { return };
+        let worker_id = self.env.worker_id(idx);
+        let written_off = self.abandoned.load(std::sync::atomic::Ordering::Acquire);
+        if written_off >= self.max_abandoned {
+            tracing::error!(
+                worker_id = &*worker_id,
+                "the handler of request {request_id} overstays its timeout; {written_off} threads of this bank are \
+                 written off already, the most allowed, so this one is kept"
+            );
+            return;
+        }
+        let mut queue = queue.lock();
+        {
+            let mut slot = slot.lock();
+            if !slot.as_ref().is_some_and(|r| r.request_id == request_id && r.attempt == attempt) {
+                return;
+            }
+            *slot = None;
+        }
+        let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
+        let handle = match spawn_worker(&self.env, &self.slots, idx, rx.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(worker_id = &*worker_id, "cannot start a replacement worker thread: {e}");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *queue, Queue { tx, rx });
+        // What waited behind the stuck job goes to the new thread; the old one exits once its
+        // handler returns and finds its queue closed.
+        for batch in old.rx.try_iter().flatten() {
+            let _ = queue.tx.send(Some(batch));
+        }
+        drop(queue);
+        drop(old);
+        self.threads.lock().push(handle);
+        self.abandoned.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.stats.abandoned();
+        let message = format!(
+            "the handler of request {request_id} overstayed its timeout by {} ms; its thread was written off and \
+             replaced",
+            self.grace.as_millis()
+        );
+        tracing::warn!(worker_id = &*worker_id, "{message}");
+        self.env.reporter.worker_failed(idx, message, false);
     }
 }
 
@@ -144,7 +250,16 @@ fn run_job(env: &WorkerEnv, slots: &Slots, idx: usize, mut job: Job, ctx: &mut O
         Ok(Err(e)) => Outcome::Failed(e),
         Err(panic) => Outcome::Panicked(panic_message(&*panic)),
     };
-    let reported = slots.get(idx).and_then(|s| s.lock().take()).is_some_and(|s| s.reported);
+    // The slot is this job's unless the thread was written off meanwhile (then it is empty or
+    // the replacement's).
+    let reported = slots
+        .get(idx)
+        .and_then(|s| {
+            let mut s = s.lock();
+            s.as_ref().is_some_and(|r| r.request_id == job.request_id && r.attempt == job.attempt).then(|| s.take())
+        })
+        .flatten()
+        .is_some_and(|s| s.reported);
     if reported {
         env.reporter.finished(&job, outcome, started.elapsed());
     } else {
@@ -160,10 +275,10 @@ impl Executor for ThreadExecutor {
     fn dispatch(&self, job: Job) {
         match self.env.handlers.get(&*job.task_id) {
             Some(Handler::Sync(_)) => {
-                let queue = self.queues.get(job.worker).or_else(|| self.queues.first());
+                let queue = self.inner.queues.get(job.worker).or_else(|| self.inner.queues.first());
                 match queue {
                     Some(q) => {
-                        if let Err(e) = q.send(Some(vec![job])) {
+                        if let Err(e) = q.lock().tx.send(Some(vec![job])) {
                             // The worker's thread is gone (shutdown): the job never ran.
                             let Some(job) = e.into_inner().and_then(|mut b| b.pop()) else { return };
                             self.env.reporter.finished(
@@ -184,7 +299,7 @@ impl Executor for ThreadExecutor {
     fn dispatch_many(&self, jobs: &mut Vec<Job>) {
         // One batch per worker thread; anything else (async handlers, unknown tasks, no
         // threads) takes the one-by-one path.
-        let workers = self.queues.len();
+        let workers = self.inner.queues.len();
         // Jobs of a round are usually of one task: its handler is looked up once.
         let mut last: Option<(Arc<str>, bool)> = None;
         let mut threaded = |job: &Job| -> bool {
@@ -216,11 +331,11 @@ impl Executor for ThreadExecutor {
                 None => self.dispatch(job),
             }
         }
-        for (queue, batch) in self.queues.iter().zip(batches) {
+        for (queue, batch) in self.inner.queues.iter().zip(batches) {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(e) = queue.send(Some(batch)) {
+            if let Err(e) = queue.lock().tx.send(Some(batch)) {
                 // The worker's thread is gone (shutdown): its jobs never ran.
                 for job in e.into_inner().into_iter().flatten() {
                     self.env.reporter.finished(
@@ -235,7 +350,7 @@ impl Executor for ThreadExecutor {
 
     fn harvest_starts(&self, older_than: std::time::Duration) -> Vec<super::executor::StartedJob> {
         let mut out = Vec::new();
-        for (worker, slot) in self.slots.iter().enumerate() {
+        for (worker, slot) in self.inner.slots.iter().enumerate() {
             let mut slot = slot.lock();
             if let Some(s) = slot.as_mut()
                 && !s.reported
@@ -255,11 +370,23 @@ impl Executor for ThreadExecutor {
         out
     }
 
-    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> {
-        for q in &self.queues {
-            let _ = q.send(None);
+    fn timed_out(&self, request_id: atmo_core::RequestId, attempt: u32) {
+        if self.inner.slots.is_empty() {
+            return;
         }
-        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock());
+        let inner = self.inner.clone();
+        let sleep = self.env.runtime.sleep(inner.grace);
+        self.env.runtime.spawn(Box::pin(async move {
+            sleep.await;
+            inner.write_off(request_id, attempt);
+        }));
+    }
+
+    fn shutdown(&self) -> futures::future::BoxFuture<'static, ()> {
+        for q in &self.inner.queues {
+            let _ = q.lock().tx.send(None);
+        }
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.inner.threads.lock());
         // Joining blocks, so it happens on a thread of its own, whatever the runtime.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let joiner = std::thread::Builder::new().name("atmo-join".into()).spawn(move || {

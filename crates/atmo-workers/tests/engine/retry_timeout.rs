@@ -432,3 +432,46 @@ async fn a_timeout_or_delay_beyond_the_engine_limits_is_refused_naming_the_limit
     manager.shutdown(Duration::ZERO).await?;
     Ok(())
 }
+
+/// A synchronous handler that ignores its cancellation token keeps its OS thread after the
+/// timeout; once it overstays by the grace period, the thread is written off and a new one
+/// serves the bank, so the bank's other requests do not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_stuck_past_its_timeout_is_written_off_and_replaced() -> anyhow::Result<()> {
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let handler = Handler::sync(move |ctx, _p| {
+        if &*ctx.task_id == "STUCK" {
+            // Ignores the token: blocks until the test lets it go.
+            let _ = release_rx.recv();
+        }
+        Ok(json!("done"))
+    });
+    let manager = atmo_workers::WorkerManager::builder().name("stuck").start().await?;
+    let manifest = lenient("stuck", &["STUCK", "QUICK"])?;
+    let handlers = manifest.action_ids().fold(atmo_workers::Handlers::new(), |h, a| h.on(a, handler.clone()));
+    let supervision = atmo_workers::Supervision { cancel_grace: Duration::from_millis(20), ..Default::default() };
+    manager.initialize_worker_bank(
+        atmo_workers::BankSpec::new("stuck", manifest).workers(1).handlers(handlers).supervision(supervision),
+    )?;
+    let mut events = manager.subscribe();
+    let stuck = manager
+        .submit("STUCK", json!({}), SubmitOptions::new().timeout(Duration::from_millis(20)).retry(RetryPolicy::none()))
+        .await?;
+    assert_eq!(manager.wait_timeout(stuck, Duration::from_secs(10)).await?.status, RequestStatus::TimedOut);
+    // The only worker thread is still inside STUCK: this completes only on a replacement.
+    let quick = manager.submit("QUICK", json!({}), SubmitOptions::new()).await?;
+    let quick = manager.wait_timeout(quick, Duration::from_secs(10)).await?;
+    assert_eq!(quick.status, RequestStatus::Completed);
+    let metrics = manager.metrics().await?;
+    assert_eq!(metrics.bank_performance[0].abandoned_workers, 1);
+    let errors: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::WorkerError { message, .. } if message.contains("written off")))
+        .collect();
+    assert_eq!(errors.len(), 1, "one worker-error event");
+    // The old thread finishes late; its result is discarded.
+    release_tx.send(())?;
+    manager.shutdown(Duration::from_secs(1)).await?;
+    assert_eq!(manager.get_request(stuck).await?.status, RequestStatus::TimedOut);
+    Ok(())
+}
