@@ -11,7 +11,9 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::ApiError;
+use atmo_workers::manifest::MAX_ISSUES;
+
+use crate::error::{ApiError, echo};
 use crate::server::AppState;
 
 /// A JSON body: at most `max_body_bytes` (413 beyond), nested at most `max_json_depth` deep
@@ -123,7 +125,10 @@ impl QueryPairs {
         if unknown.is_empty() {
             return Ok(());
         }
-        Err(ApiError::bad_param(format!("unknown query parameter(s): {}", unknown.join(", ")))
+        let n = unknown.len();
+        let unknown: Vec<String> = unknown.iter().take(MAX_ISSUES).map(|k| echo(k)).collect();
+        let more = if n > unknown.len() { format!(" and {} more", n - unknown.len()) } else { String::new() };
+        Err(ApiError::bad_param(format!("unknown query parameter(s): {}{more}", unknown.join(", ")))
             .with_details(json!({"unknown": unknown, "allowed": allowed})))
     }
 

@@ -26,7 +26,7 @@
 //! |---|---|
 //! | `POST /v1/requests` | submit one: `{taskId, parameters, priority?, clientId?, metadata?, idempotencyKey?, runAt?, delayMs?, timeoutMs?, maxRetries?, retry?}` (or the `Idempotency-Key` header); 201 `{requestId, status}`; `?wait=10s` adds `result` if it finished in time |
 //! | `POST /v1/requests/batch` | submit many, all or nothing: `{requests: [...]}`; 201 `{requestIds}`; an error's `details.index` names the refused request |
-//! | `GET /v1/requests` | query: `status` (repeat or comma list), `taskId`, `clientId`, `bankId`, `priorityMin`, `priorityMax`, `createdFrom`, `createdTo`, `metadata` (JSON object) or `metadata.<key>=<value>`, `sort` (created, updated, priority, status), `order`, `limit`, `offset`, `cursor`; answers `{requests, total, nextCursor}` |
+//! | `GET /v1/requests` | query: `status` (repeat or comma list), `taskId`, `clientId`, `bankId`, `priorityMin`, `priorityMax`, `createdFrom`, `createdTo`, `metadata` (JSON object) or `metadata.<key>=<value>`, `sort` (created, updated, priority, status), `order`, `limit`, `offset`, `cursor`; answers `{requests, total, nextCursor}` (`nextCursor` is `null` on the last page) |
 //! | `GET /v1/requests/{id}` | the request with its history |
 //! | `DELETE /v1/requests/{id}` | cancel (alias) |
 //! | `GET /v1/requests/{id}/result` | 200 with the result, or 202 `{requestId, status}`; `?wait=30s` long-polls (capped by `max_wait`) |

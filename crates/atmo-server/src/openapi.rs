@@ -181,7 +181,8 @@ pub(crate) struct QueryPageSchema {
     requests: Vec<RequestSchema>,
     /// How many match in all.
     total: usize,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; `null` on the last.
+    #[schema(required)]
     next_cursor: Option<String>,
 }
 

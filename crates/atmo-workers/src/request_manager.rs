@@ -388,6 +388,8 @@ impl RequestManager {
             None if parameters.is_null() => Value::Object(Default::default()),
             None => parameters,
         };
+        // Bounds of the free-text options (lengths, control characters), checked in the core.
+        options.check().map_err(|errors| Error::Validation { task_id: task_id.clone(), errors })?;
         let SubmitOptions { priority, client_id, metadata, idempotency_key, run_at, delay, timeout, retry } = options;
         let priority = priority.unwrap_or(atmo_core::DEFAULT_PRIORITY);
         if !(atmo_core::MIN_PRIORITY..=atmo_core::MAX_PRIORITY).contains(&priority) {
@@ -700,6 +702,8 @@ impl RequestManager {
     /// # Errors
     /// `InvalidQuery` for a malformed cursor or an empty range; a store error.
     pub async fn query(&self, query: RequestQuery) -> Result<QueryPage> {
+        // Filters no store should be given (control characters in metadata keys), checked in the core.
+        query.check().map_err(|e| Error::InvalidQuery(e.to_string()))?;
         if let Some(c) = &query.pagination.cursor {
             atmo_core::Cursor::decode(c).map_err(|e| Error::InvalidQuery(e.to_string()))?;
         }

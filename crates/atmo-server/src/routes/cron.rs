@@ -58,7 +58,7 @@ fn cron_error(e: CronError) -> ApiError {
         }
         CronError::UnknownTask { task_id, known } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_TASK", message)
-                .with_details(json!({"taskId": task_id, "knownTasks": known}))
+                .with_details(json!({"taskId": crate::error::echo(&task_id), "knownTasks": known}))
         }
         CronError::NotFound(id) => {
             ApiError::new(StatusCode::NOT_FOUND, "CRON_NOT_FOUND", message).with_details(json!({"id": id}))
