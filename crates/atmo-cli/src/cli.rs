@@ -93,7 +93,8 @@ pub(crate) struct ServeArgs {
     /// A TOML configuration file.
     #[arg(long, short, value_name = "FILE", env = "ATMO_CONFIG")]
     pub(crate) config: Option<std::path::PathBuf>,
-    /// The address to listen on [default: 127.0.0.1:7070].
+    /// The address to listen on: IP:PORT, or a name resolving to loopback (localhost:7070)
+    /// [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR", env = "ATMO_BIND")]
     pub(crate) bind: Option<String>,
     /// The bearer token API calls must carry (required off loopback).

@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 /// Codes are stable: the engine's [`Error::code`] for engine errors, and for the server's own
 /// errors `MALFORMED_JSON`, `JSON_TOO_DEEP`, `INVALID_PARAMETER`, `INVALID_REQUEST_ID`,
 /// `UNAUTHORIZED`, `ROUTE_NOT_FOUND`, `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`,
+/// `UNSUPPORTED_MEDIA_TYPE` (415: a body that is not JSON), `HOST_NOT_ALLOWED` and
+/// `ORIGIN_NOT_ALLOWED` (403: a `Host` that does not name the service, a write from another
+/// site's page), `SHUTTING_DOWN` (503 for writes during the drain), `STORE_FAILED`,
 /// `CRON_NOT_FOUND`, `INVALID_SCHEDULE`, `INTERNAL`.
 #[derive(Clone, Debug)]
 pub struct ApiError {
@@ -206,6 +209,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The engine's shutdown at the end of the drain failed.
+    #[error("the engine's shutdown failed")]
+    Shutdown(#[source] atmo_workers::Error),
 }
 
 /// An error and its sources, as one line (a source whose text its error already ends with is

@@ -16,7 +16,7 @@ use atmo_workers::manifest::MAX_ISSUES;
 use crate::error::{ApiError, echo};
 use crate::server::AppState;
 
-/// A JSON body: at most `max_body_bytes` (413 beyond), nested at most `max_json_depth` deep
+/// A JSON body: `Content-Type: application/json` (415 otherwise), at most `max_body_bytes` (413 beyond), nested at most `max_json_depth` deep
 /// (checked on the raw bytes before parsing, so a pathological body cannot exhaust the
 /// stack), then parsed into `T` (400 `MALFORMED_JSON` with the line and column of the problem).
 #[derive(Debug)]
@@ -26,6 +26,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        // A page on any site may send `text/plain` (or a typeless blob) without a preflight;
+        // only JSON is taken.
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+        if !content_type.is_some_and(crate::guard::is_json_content_type) {
+            let got = content_type.map_or_else(|| "none".to_owned(), |c| format!("`{}`", echo(c)));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                format!("the request body must be JSON: send `Content-Type: application/json` (got {got})"),
+            ));
+        }
         let limit = state.config().max_body_bytes;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

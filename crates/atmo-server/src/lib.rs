@@ -12,8 +12,9 @@
 //!   the dashboard's chart) and the [`CronScheduler`] loop.
 //! - [`Server::router`] is the whole application as an axum `Router` (authentication, body and
 //!   depth limits, JSON errors included): serve it, or test it with `tower::ServiceExt::oneshot`.
-//! - [`Server::serve`] serves it on a listener until a shutdown future resolves; the caller
-//!   then drains the engine with `WorkerManager::shutdown`.
+//! - [`Server::serve_with_drain`] serves it on a listener until a shutdown future resolves,
+//!   keeps serving while the engine drains (reads and result waits work, writes and `/readyz`
+//!   answer 503), then closes. [`Server::serve`] closes at once instead.
 //! - [`check_bind`] refuses a non-loopback address without a token.
 //!
 //! ## Routes
@@ -53,13 +54,26 @@
 //! JSON, JSON nested deeper than `max_json_depth`, or a bad query parameter; 401 missing or
 //! wrong token; 404 unknown request, schedule or route; 405 wrong method; 409 conflict (cancelling
 //! a finished request, a taken schedule name); 413 body over `max_body_bytes` or parameters over
-//! the engine's payload limit; 422 unknown task (`details.knownTasks` lists the registered
+//! the engine's payload limit; 415 a body that is not `application/json`; 403 a `Host` that
+//! does not name the service or a write from another site's page (see below); 422 unknown task (`details.knownTasks` lists the registered
 //! ones); 429 queue full and 503 shutting down, both with `Retry-After`.
+//!
+//! ## Browsers
+//!
+//! A web page can make its visitor's browser send requests to `127.0.0.1`. So that it cannot
+//! use the service: bodies must be `Content-Type: application/json` (415
+//! `UNSUPPORTED_MEDIA_TYPE`; what a page may send without a CORS preflight is never JSON); a
+//! `Host` header must be an IP address, `localhost` (or a subdomain of it) or one of
+//! [`ServerConfig::allowed_hosts`] (403 `HOST_NOT_ALLOWED`, which defeats DNS rebinding); a
+//! write (`POST`, `DELETE`) carrying an `Origin` must come from the service's own pages (the
+//! dashboard) or one of [`ServerConfig::cors_origins`] (403 `ORIGIN_NOT_ALLOWED`). The CORS
+//! origins also get CORS headers, preflights included.
 
 pub mod config;
 pub mod cron;
 pub mod error;
 mod extract;
+mod guard;
 mod hub;
 mod monitor;
 pub mod openapi;

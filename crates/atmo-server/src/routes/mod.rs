@@ -72,12 +72,20 @@ pub(crate) fn router(state: AppState) -> Router {
     for r in table() {
         router = router.route(r.path, r.handler);
     }
-    router
+    let cors = crate::guard::cors_layer(&state.config().cors_origins);
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Before authentication: a forged page learns nothing, not even whether a token is set.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::guard::guard))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so that preflight requests (which carry no token) are answered.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -525,7 +525,7 @@ async fn wait_for(
             Err(Error::WaitTimeout(_)) => Ok(None),
             Err(e) => Err(engine_error(state, &e)),
         },
-        _ = state.shutdown_signal() => Ok(None),
+        _ = state.closing_signal() => Ok(None),
     }
 }
 
