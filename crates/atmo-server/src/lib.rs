@@ -33,6 +33,8 @@
 //! | `GET /v1/requests/{id}/result` | 200 with the result, or 202 `{requestId, status}`; `?wait=30s` long-polls (capped by `max_wait`) |
 //! | `GET /v1/requests/{id}/lifecycle` | history, errors, task, bank, capability, assignment, result |
 //! | `POST /v1/requests/{id}/cancel` | cancel; 409 if it already finished |
+//! | `GET /v1/tasks` | `{tasks, limits}`: every task with its parameters (type, required, default, allowed values, ranges), `strict`, timeout and retry policy, banks; the limits of every submission (priority range and default, sizes) |
+//! | `GET /v1/tasks/{id}` | one task, with `limits`; 404 `TASK_NOT_FOUND` (`details.knownTasks`) |
 //! | `GET /v1/banks` | `{banks (with performance, capabilities, workers), tasks, manifests}` |
 //! | `GET /v1/workers` | `{workers}` |
 //! | `GET /v1/metrics` | the engine's `SystemMetrics` |

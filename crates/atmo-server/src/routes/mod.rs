@@ -5,6 +5,7 @@ pub(crate) mod cron;
 pub(crate) mod events;
 pub(crate) mod requests;
 pub(crate) mod system;
+pub(crate) mod tasks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -41,6 +42,8 @@ fn table() -> Vec<RouteDef> {
         def(Method::GET, "/v1/requests/{id}/result", get(requests::get_result)),
         def(Method::GET, "/v1/requests/{id}/lifecycle", get(requests::get_lifecycle)),
         def(Method::POST, "/v1/requests/{id}/cancel", post(requests::cancel)),
+        def(Method::GET, "/v1/tasks", get(tasks::list)),
+        def(Method::GET, "/v1/tasks/{id}", get(tasks::get)),
         def(Method::GET, "/v1/banks", get(system::banks)),
         def(Method::GET, "/v1/workers", get(system::workers)),
         def(Method::GET, "/v1/metrics", get(system::metrics)),
