@@ -116,6 +116,38 @@ fn the_cli_drives_the_service_and_a_restart_keeps_everything() {
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("parameters.data") && err.contains("parameters.algorithm"), "{err}");
+    assert_eq!(err.matches("parameters.data").count(), 1, "each problem is printed once: {err}");
+    assert_eq!(err.matches("must be a string").count(), 1, "each problem is printed once: {err}");
+
+    // Stored text cannot drive the terminal: control characters are escaped, --json is exact.
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m";
+    let id = stdout(&svc.cli(&[
+        "submit",
+        "HASH",
+        r#"{"data":"x"}"#,
+        "--client-id",
+        hostile,
+        "--meta",
+        &format!("k={hostile}"),
+    ]))
+    .trim()
+    .to_owned();
+    svc.json(&["wait", &id, "--json"]);
+    let shown = stdout(&svc.cli(&["get", &id]));
+    assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+    assert!(shown.contains("\\u{1b}]0;pwned\\u{7}"), "{shown}");
+    let exact = svc.json(&["get", &id, "--json"]);
+    assert_eq!(exact["request"]["clientId"], hostile);
+    let table = stdout(&svc.cli(&["query", "--client-id", hostile]));
+    assert!(table.contains(&id) && !table.contains('\u{1b}'), "{table:?}");
+
+    // Tasks and their parameters.
+    let tasks = stdout(&svc.cli(&["tasks"]));
+    assert!(tasks.contains("HASH") && tasks.contains("SLEEP"), "{tasks}");
+    let hash = stdout(&svc.cli(&["tasks", "HASH"]));
+    assert!(hash.contains("algorithm") && hash.contains("sha256") && hash.contains("default 5"), "{hash}");
+    assert_eq!(svc.json(&["tasks", "SLEEP", "--json"])["parameters"][0]["maximum"], 600000.0);
+    assert_eq!(svc.cli(&["tasks", "NOPE"]).status.code(), Some(3));
     assert_eq!(svc.cli(&["submit", "HASH", "{not json"]).status.code(), Some(2));
 
     // submit-many from JSON lines, through the Python process bank.
