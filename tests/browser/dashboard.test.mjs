@@ -72,7 +72,20 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // Before the first data arrives the page says it is loading, not "0" or "No banks yet.":
+  // hold every API answer until that is checked.
+  const held = [];
+  let release = false;
+  await page.route('**/v1/**', (route) => (release ? route.continue() : held.push(route)));
   await page.goto(`${base}/?token=${token}`);
+  await until('the page to ask for data', async () => held.length > 0);
+  assert.equal(await page.getByTestId('banks-loading').textContent(), 'Loading…');
+  assert.equal(await page.getByTestId('failures-loading').count(), 1);
+  assert.equal(await page.getByTestId('requests-loading').count(), 1);
+  assert.equal((await page.getByTestId('count-completed').textContent()).trim(), '…');
+  assert.doesNotMatch(await page.getByTestId('banks').textContent(), /No banks yet/);
+  release = true;
+  for (const r of held.splice(0)) await r.continue();
 
   const count = async (status) => Number((await page.getByTestId(`count-${status}`).textContent()).replace(/[^0-9]/g, '') || 0);
   await until('the banks', async () => (await page.getByTestId('bank-builtin-crypto').count()) > 0);
@@ -80,10 +93,12 @@ try {
   assert.equal(await count('failed'), 0);
 
   // Work arrives through the API: completed requests, then failing ones.
+  const hashes = [];
   for (let i = 0; i < 5; i++) {
     const r = await api('/v1/requests?wait=5s', { taskId: 'HASH', parameters: { data: `item ${i}` } });
     assert.equal(r.status, 201);
     assert.equal(r.body.result.status, 'completed');
+    hashes.push(r.body.result);
   }
   const bad = await api('/v1/requests?wait=5s', {
     taskId: 'DECRYPT',
@@ -96,6 +111,18 @@ try {
   await until('completed = 5', async () => (await count('completed')) === 5);
   await until('failed = 1', async () => (await count('failed')) === 1);
   await until('the failure in the list', async () => (await page.getByTestId(`failure-${failedId}`).count()) > 0);
+  // Durations are the server's, to the microsecond: hashing a few bytes takes well under a
+  // millisecond, which the table shows in µs (it showed "0 µs" when it subtracted
+  // millisecond timestamps).
+  const fast = hashes.filter((h) => h.processingTimeMs < 1);
+  assert.ok(fast.length > 0, `a sub-millisecond HASH: ${hashes.map((h) => h.processingTimeMs).join(', ')}`);
+  for (const h of fast) {
+    const row = page.getByTestId(`request-row-${h.requestId}`);
+    await until(`the row of ${h.requestId}`, async () => (await row.count()) > 0);
+    const shown = (await row.locator('td').last().textContent()).trim();
+    assert.equal(shown, `${Math.round(h.processingTimeMs * 1000)} µs`);
+    assert.notEqual(shown, '0 µs');
+  }
   const failureText = await page.getByTestId('failures').textContent();
   assert.match(failureText, /DECRYPT|decrypt|authentic|tamper/i);
 
@@ -120,8 +147,11 @@ try {
 
   await page.getByTestId('detail-close').click();
 
-  // The form submits a request.
+  // The form submits a request, showing the task's parameters from GET /v1/tasks.
   await page.getByTestId('submit-task').selectOption('HASH');
+  await until('the schema of HASH', async () => (await page.getByTestId('schema-algorithm').count()) > 0);
+  assert.match(await page.getByTestId('schema-algorithm').textContent(), /sha256/);
+  assert.match(await page.getByTestId('schema-data').textContent(), /string/);
   await page.getByTestId('submit-params').fill('{"data": "from the form"}');
   await page.getByTestId('submit-button').click();
   await until('completed = 6', async () => (await count('completed')) === 6);

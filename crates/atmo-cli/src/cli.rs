@@ -8,63 +8,52 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Atmo Workers: worker banks with a tracked request lifecycle.
 ///
-/// The `atmo` command runs and measures the Atmo Workers engine.
+/// `atmo serve` runs the service (engine, banks, HTTP API, dashboard); the client commands
+/// (`submit`, `wait`, `get`, `query`, `tasks`, ...) talk to it.
 #[derive(Debug, Parser)]
 #[command(name = "atmo", version, propagate_version = true)]
-#[command(
-    after_help = "Examples:\n  atmo bench inproc            measure the in-process engine (median of 5 runs)\n  \
-                        atmo bench inproc --json     the same, one JSON object per line\n  \
-                        atmo bench inproc --quick    a fast smoke run for CI\n  \
-                        atmo bench durable           the SQLite store against the memory store\n  \
-                        atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request\n  \
+#[command(after_help = "Getting started:\n  \
                         atmo serve                   start the service (dashboard at http://127.0.0.1:7070/)\n  \
-                        atmo submit HASH '{\"data\":\"abc\"}' --wait   submit to it and wait\n\n\
+                        atmo tasks                   what can be submitted; `atmo tasks HASH` shows its parameters\n  \
+                        atmo submit HASH '{\"data\":\"abc\"}' --wait   submit to it and wait for the result\n  \
+                        atmo query --status failed   find requests\n  \
+                        atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request in this process, no service\n  \
+                        atmo bench inproc            measure the engine (see `atmo bench --help`)\n\n\
                         Client exit codes: 0 done, 1 request failed/timed out/cancelled, 2 bad input,\n\
                         3 not found, 4 conflict, 5 server unreachable or unavailable, 6 unauthorized,\n\
                         7 still running when --timeout ran out.\n\n\
-                        Set ATMO_LOG (e.g. ATMO_LOG=debug) to see the engine's logs on stderr."
-)]
+                        Set ATMO_LOG (e.g. ATMO_LOG=debug) to see the engine's logs on stderr.")]
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// The top-level commands.
+/// The top-level commands, in the order `atmo --help` lists them: serving and submitting first.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Measure the engine against a plain-threads baseline run on the same machine.
-    ///
-    /// Every scenario prints one line: the engine's value, the baseline's value
-    /// measured in the same run (interleaved with the engine's runs), and their
-    /// ratio (engine / baseline).
-    #[command(subcommand)]
-    Bench(BenchCommand),
-    /// Run one built-in request in this process and print its result as JSON.
-    ///
-    /// The parameters are validated against the action's manifest as a submission would be.
-    /// Exit code 0 with the result on stdout; 2 for bad input (unknown action, malformed JSON,
-    /// invalid parameters: every problem on stderr); 1 when the handler failed or timed out.
-    Exec(ExecArgs),
     /// Run the service: the engine, its banks, the HTTP API and the dashboard.
     ///
     /// With no configuration at all it stores requests in ./atmo-data/atmo.db (SQLite), runs a
     /// thread bank of every built-in manifest, and serves http://127.0.0.1:7070/. Settings come
     /// from a TOML file (--config), overridden by flags and environment variables. SIGINT or
-    /// SIGTERM stops intake, drains running requests, and keeps the rest for the next start.
+    /// SIGTERM starts the drain (new submissions get 503, reads and result waits still work),
+    /// lets running requests finish, and keeps the rest for the next start.
     Serve(ServeArgs),
     /// Submit a request to the service and print its id (or, with --wait, its result).
     Submit(crate::client::SubmitArgs),
     /// Submit requests from JSON lines (a file or stdin) in batches, with a progress bar.
     SubmitMany(crate::client::SubmitManyArgs),
-    /// Show a request with its whole lifecycle (status history, errors, result).
-    Get(crate::client::IdArgs),
     /// Wait for a request's result, with a spinner showing its status and progress.
     Wait(crate::client::WaitArgs),
+    /// Show a request with its whole lifecycle (status history, errors, result).
+    Get(crate::client::IdArgs),
     /// Query requests by status, task, client, bank, priority, time and metadata.
     Query(crate::client::QueryArgs),
     /// Cancel a pending, scheduled or running request.
     Cancel(crate::client::IdArgs),
+    /// List the tasks that can be submitted, or show one task's parameters, defaults and limits.
+    Tasks(crate::client::TasksArgs),
     /// Show the service's metrics.
     Metrics(crate::client::ListArgs),
     /// List the banks with their live figures.
@@ -73,12 +62,25 @@ pub(crate) enum Command {
     Workers(crate::client::ListArgs),
     /// Follow the service's events as they happen (filter by request, bank or type).
     Events(crate::client::EventsArgs),
+    /// Run one built-in request in this process and print its result as JSON.
+    ///
+    /// The parameters are validated against the action's manifest as a submission would be.
+    /// Exit code 0 with the result on stdout; 2 for bad input (unknown action, malformed JSON,
+    /// invalid parameters: every problem on stderr); 1 when the handler failed or timed out.
+    Exec(ExecArgs),
     /// Serve a manifest as a process worker over the worker protocol on stdin/stdout.
     ///
     /// A process bank runs this as its command (`atmo worker crypto`); MANIFEST is a built-in
     /// manifest's name, or `bench`, the trivial manifest `atmo bench process` measures. Logs go
     /// to stderr; stdout carries the protocol (docs/protocol.md).
     Worker(WorkerArgs),
+    /// Measure the engine against a plain-threads baseline run on the same machine.
+    ///
+    /// Every scenario prints one line: the engine's value, the baseline's value
+    /// measured in the same run (interleaved with the engine's runs), and their
+    /// ratio (engine / baseline).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 /// Options of `atmo serve`.
@@ -93,7 +95,8 @@ pub(crate) struct ServeArgs {
     /// A TOML configuration file.
     #[arg(long, short, value_name = "FILE", env = "ATMO_CONFIG")]
     pub(crate) config: Option<std::path::PathBuf>,
-    /// The address to listen on [default: 127.0.0.1:7070].
+    /// The address to listen on: IP:PORT, or a name resolving to loopback (localhost:7070)
+    /// [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR", env = "ATMO_BIND")]
     pub(crate) bind: Option<String>,
     /// The bearer token API calls must carry (required off loopback).
@@ -606,6 +609,28 @@ mod tests {
         assert!(args.runs.quick && !args.json);
         assert_eq!(args.submitters, 64);
         assert_eq!(args.scenario, vec![DurableScenario::Submit]);
+        Ok(())
+    }
+
+    #[test]
+    fn help_leads_with_serving_and_submitting() -> anyhow::Result<()> {
+        let help = Cli::command().render_help().to_string();
+        let pos = |name: &str| help.find(&format!("  {name} ")).unwrap_or(usize::MAX);
+        assert!(pos("serve") < pos("submit") && pos("submit") < pos("bench") && pos("tasks") < pos("bench"), "{help}");
+        let query = Cli::command()
+            .find_subcommand_mut("query")
+            .ok_or_else(|| anyhow::anyhow!("no query"))?
+            .render_long_help()
+            .to_string();
+        assert!(query.contains("timed_out") && query.contains("cancelled"), "{query}");
+        let submit = Cli::command()
+            .find_subcommand_mut("submit")
+            .ok_or_else(|| anyhow::anyhow!("no submit"))?
+            .render_help()
+            .to_string();
+        assert!(submit.contains("[default: 5]"), "{submit}");
+        assert!(Cli::try_parse_from(["atmo", "query", "--status", "finished"]).is_err());
+        assert!(Cli::try_parse_from(["atmo", "submit", "HASH", "--priority", "11"]).is_err());
         Ok(())
     }
 

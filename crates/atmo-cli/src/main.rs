@@ -69,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Metrics(args) => return client::run(|| client::metrics(&args)),
         Command::Banks(args) => return client::run(|| client::banks(&args)),
         Command::Workers(args) => return client::run(|| client::workers(&args)),
+        Command::Tasks(args) => return client::run(|| client::tasks(&args)),
         Command::Events(args) => return client::run(|| client::events(&args)),
     }
     Ok(ExitCode::SUCCESS)

@@ -116,6 +116,38 @@ fn the_cli_drives_the_service_and_a_restart_keeps_everything() {
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("parameters.data") && err.contains("parameters.algorithm"), "{err}");
+    assert_eq!(err.matches("parameters.data").count(), 1, "each problem is printed once: {err}");
+    assert_eq!(err.matches("must be a string").count(), 1, "each problem is printed once: {err}");
+
+    // Stored text cannot drive the terminal: control characters are escaped, --json is exact.
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m";
+    let id = stdout(&svc.cli(&[
+        "submit",
+        "HASH",
+        r#"{"data":"x"}"#,
+        "--client-id",
+        hostile,
+        "--meta",
+        &format!("k={hostile}"),
+    ]))
+    .trim()
+    .to_owned();
+    svc.json(&["wait", &id, "--json"]);
+    let shown = stdout(&svc.cli(&["get", &id]));
+    assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+    assert!(shown.contains("\\u{1b}]0;pwned\\u{7}"), "{shown}");
+    let exact = svc.json(&["get", &id, "--json"]);
+    assert_eq!(exact["request"]["clientId"], hostile);
+    let table = stdout(&svc.cli(&["query", "--client-id", hostile]));
+    assert!(table.contains(&id) && !table.contains('\u{1b}'), "{table:?}");
+
+    // Tasks and their parameters.
+    let tasks = stdout(&svc.cli(&["tasks"]));
+    assert!(tasks.contains("HASH") && tasks.contains("SLEEP"), "{tasks}");
+    let hash = stdout(&svc.cli(&["tasks", "HASH"]));
+    assert!(hash.contains("algorithm") && hash.contains("sha256") && hash.contains("default 5"), "{hash}");
+    assert_eq!(svc.json(&["tasks", "SLEEP", "--json"])["parameters"][0]["maximum"], 600000.0);
+    assert_eq!(svc.cli(&["tasks", "NOPE"]).status.code(), Some(3));
     assert_eq!(svc.cli(&["submit", "HASH", "{not json"]).status.code(), Some(2));
 
     // submit-many from JSON lines, through the Python process bank.
@@ -195,4 +227,82 @@ fn sigterm_while_requests_run_loses_none() {
     let page = svc.json(&["query", "--task", "SLEEP", "--json"]);
     assert_eq!(page["total"], 12, "none lost, none duplicated");
     svc.terminate();
+}
+
+/// One HTTP/1.1 exchange on an open connection: the status, the head and the body.
+fn exchange(s: &mut std::net::TcpStream, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let body = body.unwrap_or("");
+    let ct = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{ct}Content-Length: {}\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the connection closed: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut buf = vec![0u8; len];
+    reader.read_exact(&mut buf).unwrap();
+    (status, head, String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[test]
+fn sigterm_keeps_serving_during_the_drain_then_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let svc = Service::start(dir.path(), port);
+    let addr = format!("127.0.0.1:{port}");
+    let id = stdout(&svc.cli(&["submit", "SLEEP", r#"{"ms":6000}"#])).trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while svc.json(&["get", &id, "--json"])["request"]["status"] != "processing" {
+        assert!(Instant::now() < deadline, "the request did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A keep-alive connection opened before the signal.
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(exchange(&mut kept, "GET", "/readyz", None).0, 200);
+
+    let pid = svc.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while exchange(&mut kept, "GET", "/readyz", None).0 != 503 {
+        assert!(Instant::now() < deadline, "/readyz did not turn 503");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Draining: the kept connection and new ones are served; reads work, writes get 503.
+    let (status, _, body) = exchange(&mut kept, "GET", &format!("/v1/requests/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    let mut fresh = std::net::TcpStream::connect(&addr).expect("new connections are accepted during the drain");
+    let (status, head, body) =
+        exchange(&mut fresh, "POST", "/v1/requests", Some(r#"{"taskId":"HASH","parameters":{"data":"x"}}"#));
+    assert_eq!(status, 503, "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    assert!(body.contains("SHUTTING_DOWN"), "{body}");
+    // A result wait during the drain gets the result.
+    let (status, _, body) = exchange(&mut fresh, "GET", &format!("/v1/requests/{id}/result?wait=30s"), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"completed\""), "{body}");
+
+    // Then the service stops and the listener is gone.
+    let mut svc = svc;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = svc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "atmo serve did not stop after the drain");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "the listener is closed");
 }

@@ -219,7 +219,7 @@ impl RequestError {
 #[non_exhaustive]
 pub enum Error {
     /// The parameters do not satisfy the action's schema; every problem is listed.
-    #[error("invalid parameters for task `{task_id}`: {errors}")]
+    #[error("invalid parameters for task `{}`: {errors}", crate::manifest::Echo(task_id))]
     Validation {
         /// The task.
         task_id: String,
@@ -227,7 +227,7 @@ pub enum Error {
         errors: ValidationErrors,
     },
     /// No registered task has this id.
-    #[error("unknown task `{task_id}`; known tasks: {}", known.join(", "))]
+    #[error("unknown task `{}`; known tasks: {}", crate::manifest::Echo(task_id), known.join(", "))]
     UnknownTask {
         /// What was asked for.
         task_id: String,

@@ -64,7 +64,7 @@ impl fmt::Debug for RequestId {
 
 /// The error for a string that is not a request id.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("`{0}` is not a request id (expected a UUID such as 0190a6f2-1b2c-7d3e-8f40-5a6b7c8d9e0f)")]
+#[error("`{}` is not a request id (expected a UUID such as 0190a6f2-1b2c-7d3e-8f40-5a6b7c8d9e0f)", crate::manifest::Echo(.0))]
 pub struct InvalidRequestId(pub String);
 
 impl FromStr for RequestId {

@@ -45,7 +45,9 @@ pub use handler::{
 pub use id::{InvalidRequestId, RequestId};
 pub use manifest::{ActionDefinition, Manifest, ManifestRegistry, ParamType, ParameterSpec};
 pub use metrics::{BankPerformance, ErrorCount, LatencySummary, StoreMetrics, SystemMetrics};
-pub use query::{Cursor, DateRange, Pagination, PriorityRange, QueryPage, RequestQuery, SortField, SortOrder};
+pub use query::{
+    Cursor, DateRange, InvalidFilter, Pagination, PriorityRange, QueryPage, RequestQuery, SortField, SortOrder,
+};
 pub use request::{
     Assignment, DEFAULT_PRIORITY, DecodeError, HistoryEntry, MAX_PRIORITY, MIN_PRIORITY, Progress, Request,
     RequestLifecycle, RequestResult, SubmitOptions, SubmitRequest,

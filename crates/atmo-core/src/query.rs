@@ -147,10 +147,16 @@ pub struct QueryPage {
     pub requests: Vec<Request>,
     /// How many match the filters in all.
     pub total: usize,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[serde(default)]
     pub next_cursor: Option<String>,
 }
+
+/// A query filter that no request could match and no store should be given (see
+/// [`RequestQuery::check`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid filter: {0}")]
+pub struct InvalidFilter(pub String);
 
 /// A position in a sorted result: the last request's sort key and id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +169,7 @@ pub struct Cursor {
 
 /// The error for a cursor that was not produced by a query.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid cursor `{0}`: pass the `nextCursor` of a previous page unchanged")]
+#[error("invalid cursor `{}`: pass the `nextCursor` of a previous page unchanged", crate::manifest::Echo(.0))]
 pub struct InvalidCursor(pub String);
 
 impl Cursor {
@@ -245,6 +251,34 @@ impl RequestQuery {
     pub fn after(mut self, cursor: impl Into<String>) -> Self {
         self.pagination.cursor = Some(cursor.into());
         self
+    }
+
+    /// Checks what a store cannot be trusted to handle: the metadata filter has at most
+    /// [`MAX_METADATA_ENTRIES`](crate::request::MAX_METADATA_ENTRIES) entries and every key
+    /// is one a request may carry (see
+    /// [`metadata_key_problem`](crate::request::metadata_key_problem)). The engine runs this
+    /// before a query reaches its store.
+    ///
+    /// ```
+    /// use atmo_core::RequestQuery;
+    /// assert!(RequestQuery::new().meta("team", "a").check().is_ok());
+    /// assert!(RequestQuery::new().meta("\0", "x").check().is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidFilter`] naming the first problem.
+    pub fn check(&self) -> Result<(), InvalidFilter> {
+        use crate::request::{MAX_METADATA_ENTRIES, metadata_key_problem};
+        if self.metadata.len() > MAX_METADATA_ENTRIES {
+            return Err(InvalidFilter(format!(
+                "the metadata filter has {} entries; at most {MAX_METADATA_ENTRIES} are accepted",
+                self.metadata.len()
+            )));
+        }
+        match self.metadata.keys().find_map(|k| metadata_key_problem(k)) {
+            Some(problem) => Err(InvalidFilter(problem)),
+            None => Ok(()),
+        }
     }
 
     /// The effective page size.

@@ -21,6 +21,15 @@ pub const MAX_PRIORITY: u8 = 10;
 /// Priority when none is given.
 pub const DEFAULT_PRIORITY: u8 = 5;
 
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
+/// Longest client id accepted, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
+/// Longest metadata key accepted, in bytes (keys must also be free of control characters).
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+/// Most metadata entries a request (or a query's metadata filter) may have.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+
 /// A unit of work: a task id, its parameters, and everything that happened to it.
 ///
 /// Strings shared by many requests (task, client, bank and worker ids) are reference-counted,
@@ -442,6 +451,89 @@ impl SubmitOptions {
     pub fn retry(mut self, r: RetryPolicy) -> Self {
         self.retry = Some(r);
         self
+    }
+
+    /// Checks the free-text options against their documented bounds: the idempotency key (at
+    /// most [`MAX_IDEMPOTENCY_KEY_BYTES`], not empty), the client id (at most
+    /// [`MAX_CLIENT_ID_BYTES`]), metadata (at most [`MAX_METADATA_ENTRIES`] entries, keys of
+    /// 1 to [`MAX_METADATA_KEY_BYTES`] bytes without control characters). Each issue's
+    /// `parameter` names the option (`idempotencyKey`, `clientId`, `metadata`,
+    /// `metadata.<key>`); the submission path runs this before storing anything.
+    ///
+    /// ```
+    /// use atmo_core::SubmitOptions;
+    /// assert!(SubmitOptions::new().client_id("billing").meta("team", "a").check().is_ok());
+    /// let err = SubmitOptions::new().meta("bad\0key", 1).client_id("x".repeat(300)).check().unwrap_err();
+    /// assert_eq!(err.issues().len(), 2);
+    /// ```
+    ///
+    /// # Errors
+    /// The problems found, as [`ValidationErrors`](crate::manifest::ValidationErrors).
+    pub fn check(&self) -> Result<(), crate::manifest::ValidationErrors> {
+        use crate::manifest::{Echo, ValidationErrors, ValidationIssue, ValidationIssueKind as Kind};
+        let mut issues = Vec::new();
+        let mut push = |parameter: String, kind: Kind, message: String| {
+            issues.push(ValidationIssue { parameter, kind, message });
+        };
+        if let Some(k) = &self.idempotency_key {
+            if k.is_empty() {
+                push("idempotencyKey".into(), Kind::BadLength, "the idempotency key must not be empty".into());
+            } else if k.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+                push(
+                    "idempotencyKey".into(),
+                    Kind::BadLength,
+                    format!(
+                        "the idempotency key has {} bytes; at most {MAX_IDEMPOTENCY_KEY_BYTES} are accepted",
+                        k.len()
+                    ),
+                );
+            }
+        }
+        if let Some(c) = &self.client_id
+            && c.len() > MAX_CLIENT_ID_BYTES
+        {
+            push(
+                "clientId".into(),
+                Kind::BadLength,
+                format!("the client id has {} bytes; at most {MAX_CLIENT_ID_BYTES} are accepted", c.len()),
+            );
+        }
+        if let Some(m) = &self.metadata {
+            if m.len() > MAX_METADATA_ENTRIES {
+                push(
+                    "metadata".into(),
+                    Kind::BadLength,
+                    format!("metadata has {} entries; at most {MAX_METADATA_ENTRIES} are accepted", m.len()),
+                );
+            } else {
+                for k in m.keys() {
+                    if let Some(message) = metadata_key_problem(k) {
+                        push(format!("metadata.{}", Echo(k)), Kind::NotAllowed, message);
+                    }
+                }
+            }
+        }
+        if issues.is_empty() { Ok(()) } else { Err(ValidationErrors::capped(issues, 0)) }
+    }
+}
+
+/// What is wrong with a metadata key, if anything: empty, longer than
+/// [`MAX_METADATA_KEY_BYTES`], or holding a control character (NUL included), which no store
+/// could match in a query.
+pub fn metadata_key_problem(key: &str) -> Option<String> {
+    use crate::manifest::Echo;
+    if key.is_empty() {
+        Some("a metadata key must not be empty".into())
+    } else if key.len() > MAX_METADATA_KEY_BYTES {
+        Some(format!(
+            "metadata key `{}` has {} bytes; at most {MAX_METADATA_KEY_BYTES} are accepted",
+            Echo(key),
+            key.len()
+        ))
+    } else if key.chars().any(char::is_control) {
+        Some(format!("metadata key `{}` holds a control character, which keys may not", Echo(key)))
+    } else {
+        None
     }
 }
 

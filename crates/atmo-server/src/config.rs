@@ -42,6 +42,15 @@ pub struct ServerConfig {
     pub cron_max_catch_up: usize,
     /// How late a cron run may start and still count as on time rather than missed.
     pub cron_grace: Duration,
+    /// Origins (`https://app.example`) whose pages may call the API: they get CORS headers,
+    /// and their state-changing requests pass the `Origin` check. Empty (the default): only
+    /// the service's own pages (the dashboard) and clients that send no `Origin` (the CLI,
+    /// curl, programs).
+    pub cors_origins: Vec<String>,
+    /// Host names, besides IP addresses and `localhost`, that a request's `Host` header may
+    /// name (the name a proxy or DNS gives the service). Any other name is refused with 403
+    /// `HOST_NOT_ALLOWED`, which defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +68,8 @@ impl Default for ServerConfig {
             cron_state_path: None,
             cron_max_catch_up: 100,
             cron_grace: Duration::from_secs(2),
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

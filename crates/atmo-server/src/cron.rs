@@ -106,7 +106,7 @@ pub enum CronError {
         message: String,
     },
     /// The task is not registered.
-    #[error("unknown task `{task_id}`; known tasks: {}", known.join(", "))]
+    #[error("unknown task `{}`; known tasks: {}", atmo_workers::manifest::Echo(task_id), known.join(", "))]
     UnknownTask {
         /// What was asked for.
         task_id: String,
@@ -141,6 +141,10 @@ pub enum CronError {
 /// Parses a cron expression (five fields, or six with seconds first, or `@hourly`-style).
 ///
 /// # Errors
+/// Longest schedule name (and cron expression) accepted, in bytes; names must also be free of
+/// control characters.
+pub const MAX_CRON_NAME_BYTES: usize = 128;
+
 /// [`CronError::InvalidSchedule`] with the parser's explanation.
 pub fn parse_schedule(schedule: &str) -> Result<Cron, CronError> {
     Cron::from_str(schedule.trim())
@@ -319,6 +323,26 @@ impl CronScheduler {
         if spec.name.trim().is_empty() {
             return Err(CronError::Invalid("`name` must not be empty".into()));
         }
+        if spec.name.len() > MAX_CRON_NAME_BYTES {
+            return Err(CronError::Invalid(format!(
+                "`name` has {} bytes; at most {MAX_CRON_NAME_BYTES} are accepted",
+                spec.name.len()
+            )));
+        }
+        if spec.name.chars().any(char::is_control) {
+            return Err(CronError::Invalid(format!(
+                "`name` `{}` holds a control character, which names may not",
+                atmo_workers::manifest::Echo(&spec.name)
+            )));
+        }
+        if spec.schedule.len() > MAX_CRON_NAME_BYTES {
+            return Err(CronError::Invalid(format!(
+                "`schedule` has {} bytes; a cron expression has at most {MAX_CRON_NAME_BYTES}",
+                spec.schedule.len()
+            )));
+        }
+        // The options every run submits with, checked once here rather than at every run.
+        spec.options.check().map_err(|e| CronError::Invalid(e.to_string()))?;
         let cron = parse_schedule(&spec.schedule)?;
         let tasks = self.inner.manager.tasks();
         if !tasks.iter().any(|t| *t.task_id == *spec.task_id) {

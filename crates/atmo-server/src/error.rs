@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use atmo_workers::Error;
+use atmo_workers::manifest::ValidationErrors;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -17,6 +18,9 @@ use serde_json::{Value, json};
 /// Codes are stable: the engine's [`Error::code`] for engine errors, and for the server's own
 /// errors `MALFORMED_JSON`, `JSON_TOO_DEEP`, `INVALID_PARAMETER`, `INVALID_REQUEST_ID`,
 /// `UNAUTHORIZED`, `ROUTE_NOT_FOUND`, `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`,
+/// `UNSUPPORTED_MEDIA_TYPE` (415: a body that is not JSON), `HOST_NOT_ALLOWED` and
+/// `ORIGIN_NOT_ALLOWED` (403: a `Host` that does not name the service, a write from another
+/// site's page), `SHUTTING_DOWN` (503 for writes during the drain), `STORE_FAILED`,
 /// `CRON_NOT_FOUND`, `INVALID_SCHEDULE`, `INTERNAL`.
 #[derive(Clone, Debug)]
 pub struct ApiError {
@@ -69,11 +73,13 @@ impl ApiError {
     }
 
     /// Maps an engine error to its status, code and details. `retry_after` is the
-    /// `Retry-After` (seconds) for errors that pass with time (queue full, shutting down).
+    /// `Retry-After` (seconds) for errors that pass with time (queue full, shutting down);
+    /// `store_failed` is whether the store stopped taking writes (`Store::health`), which turns
+    /// a store error into 503 `STORE_FAILED` instead of a 500 of this one request.
     ///
     /// | engine error | status |
     /// |---|---|
-    /// | `Validation` | 400, `details.errors` lists every problem |
+    /// | `Validation` | 400, `details.errors` lists the problems (`field`, `parameter`, `kind`, `message`) |
     /// | `InvalidQuery` | 400 |
     /// | `NotFound` | 404 |
     /// | `Conflict` | 409, `details.status` is the request's status |
@@ -81,15 +87,24 @@ impl ApiError {
     /// | `UnknownTask` | 422, `details.knownTasks` lists the registered tasks |
     /// | `QueueFull` | 429 with `Retry-After` |
     /// | `ShuttingDown` | 503 with `Retry-After` |
+    /// | `Store` while the store stopped taking writes | 503 `STORE_FAILED` (no `Retry-After`: it does not pass by itself) |
     /// | `WaitTimeout` | 504 (routes that wait answer 202 instead) |
     /// | `Batch` | the status of the refused request's error; `details.index` names it |
     /// | `Store`, `Config`, others | 500 |
-    pub fn from_engine(e: &Error, retry_after: u64) -> Self {
-        let message = e.to_string();
+    pub fn from_engine(e: &Error, retry_after: u64, store_failed: bool) -> Self {
+        let mut message = e.to_string();
         let code = e.code();
         let (status, details, retry) = match e {
             Error::Validation { task_id, errors } => {
-                (StatusCode::BAD_REQUEST, json!({"taskId": task_id, "errors": errors}), None)
+                // The problems are in `details.errors`; the message only counts them, so that a
+                // client printing both does not show every problem twice.
+                let n = errors.total();
+                message = format!(
+                    "invalid parameters for task `{}`: {n} problem{}",
+                    echo(task_id),
+                    if n == 1 { "" } else { "s" }
+                );
+                (StatusCode::BAD_REQUEST, json!({"taskId": echo(task_id), "errors": parameter_issues(errors)}), None)
             }
             Error::InvalidQuery(_) => (StatusCode::BAD_REQUEST, Value::Null, None),
             Error::NotFound(id) => (StatusCode::NOT_FOUND, json!({"requestId": id}), None),
@@ -100,25 +115,62 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({"size": size, "limit": limit}), None)
             }
             Error::UnknownTask { task_id, known } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, json!({"taskId": task_id, "knownTasks": known}), None)
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({"taskId": echo(task_id), "knownTasks": known}), None)
             }
             Error::QueueFull { queued, capacity } => {
                 (StatusCode::TOO_MANY_REQUESTS, json!({"queued": queued, "capacity": capacity}), Some(retry_after))
             }
             Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some(retry_after)),
+            Error::Store(_) if store_failed => {
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", error_chain(e));
+            }
             Error::WaitTimeout(id) => (StatusCode::GATEWAY_TIMEOUT, json!({"requestId": id}), None),
             Error::Batch { index, source } => {
-                let inner = ApiError::from_engine(source, retry_after);
+                let inner = ApiError::from_engine(source, retry_after, store_failed);
+                if inner.code == "STORE_FAILED" {
+                    return inner;
+                }
+                message = format!("request {index} of the batch: {}", inner.message);
                 let mut details = json!({"index": index});
                 if !inner.details.is_null() {
                     details["error"] = inner.details;
                 }
                 (inner.status, details, inner.retry_after)
             }
+            Error::BankNotFound { bank_id } => (StatusCode::NOT_FOUND, json!({"bankId": bank_id}), None),
+            Error::BankExists { bank_id } => (StatusCode::CONFLICT, json!({"bankId": bank_id}), None),
+            Error::InvalidBank { bank_id, problems } => {
+                (StatusCode::BAD_REQUEST, json!({"bankId": bank_id, "problems": problems}), None)
+            }
+            Error::EventTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, Value::Null, None),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, Value::Null, None),
         };
         ApiError { status, code, message, details, retry_after: retry }
     }
+}
+
+/// The engine's parameter problems as `details.errors` entries: `field` is
+/// `parameters.<name>` (or `parameters` for the object itself), beside the engine's
+/// `parameter`, `kind` and `message`.
+pub(crate) fn parameter_issues(errors: &ValidationErrors) -> Vec<Value> {
+    errors
+        .issues()
+        .iter()
+        .map(|i| {
+            let field = if i.parameter.is_empty() {
+                "parameters".to_owned()
+            } else {
+                format!("parameters.{}", echo(&i.parameter))
+            };
+            json!({"field": field, "parameter": echo(&i.parameter), "kind": i.kind, "message": i.message})
+        })
+        .collect()
+}
+
+/// A client-supplied string as echoed in an error: cut to a few dozen characters, so that a
+/// megabyte id is not sent back whole.
+pub(crate) fn echo(s: &str) -> String {
+    atmo_workers::manifest::Echo(s).to_string()
 }
 
 impl IntoResponse for ApiError {
@@ -163,6 +215,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The engine's shutdown at the end of the drain failed.
+    #[error("the engine's shutdown failed")]
+    Shutdown(#[source] atmo_workers::Error),
 }
 
 /// An error and its sources, as one line (a source whose text its error already ends with is

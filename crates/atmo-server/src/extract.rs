@@ -11,10 +11,12 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::ApiError;
+use atmo_workers::manifest::MAX_ISSUES;
+
+use crate::error::{ApiError, echo};
 use crate::server::AppState;
 
-/// A JSON body: at most `max_body_bytes` (413 beyond), nested at most `max_json_depth` deep
+/// A JSON body: `Content-Type: application/json` (415 otherwise), at most `max_body_bytes` (413 beyond), nested at most `max_json_depth` deep
 /// (checked on the raw bytes before parsing, so a pathological body cannot exhaust the
 /// stack), then parsed into `T` (400 `MALFORMED_JSON` with the line and column of the problem).
 #[derive(Debug)]
@@ -24,6 +26,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        // A page on any site may send `text/plain` (or a typeless blob) without a preflight;
+        // only JSON is taken.
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+        if !content_type.is_some_and(crate::guard::is_json_content_type) {
+            let got = content_type.map_or_else(|| "none".to_owned(), |c| format!("`{}`", echo(c)));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                format!("the request body must be JSON: send `Content-Type: application/json` (got {got})"),
+            ));
+        }
         let limit = state.config().max_body_bytes;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -123,7 +136,10 @@ impl QueryPairs {
         if unknown.is_empty() {
             return Ok(());
         }
-        Err(ApiError::bad_param(format!("unknown query parameter(s): {}", unknown.join(", ")))
+        let n = unknown.len();
+        let unknown: Vec<String> = unknown.iter().take(MAX_ISSUES).map(|k| echo(k)).collect();
+        let more = if n > unknown.len() { format!(" and {} more", n - unknown.len()) } else { String::new() };
+        Err(ApiError::bad_param(format!("unknown query parameter(s): {}{more}", unknown.join(", ")))
             .with_details(json!({"unknown": unknown, "allowed": allowed})))
     }
 

@@ -12,8 +12,9 @@
 //!   the dashboard's chart) and the [`CronScheduler`] loop.
 //! - [`Server::router`] is the whole application as an axum `Router` (authentication, body and
 //!   depth limits, JSON errors included): serve it, or test it with `tower::ServiceExt::oneshot`.
-//! - [`Server::serve`] serves it on a listener until a shutdown future resolves; the caller
-//!   then drains the engine with `WorkerManager::shutdown`.
+//! - [`Server::serve_with_drain`] serves it on a listener until a shutdown future resolves,
+//!   keeps serving while the engine drains (reads and result waits work, writes and `/readyz`
+//!   answer 503), then closes. [`Server::serve`] closes at once instead.
 //! - [`check_bind`] refuses a non-loopback address without a token.
 //!
 //! ## Routes
@@ -26,12 +27,14 @@
 //! |---|---|
 //! | `POST /v1/requests` | submit one: `{taskId, parameters, priority?, clientId?, metadata?, idempotencyKey?, runAt?, delayMs?, timeoutMs?, maxRetries?, retry?}` (or the `Idempotency-Key` header); 201 `{requestId, status}`; `?wait=10s` adds `result` if it finished in time |
 //! | `POST /v1/requests/batch` | submit many, all or nothing: `{requests: [...]}`; 201 `{requestIds}`; an error's `details.index` names the refused request |
-//! | `GET /v1/requests` | query: `status` (repeat or comma list), `taskId`, `clientId`, `bankId`, `priorityMin`, `priorityMax`, `createdFrom`, `createdTo`, `metadata` (JSON object) or `metadata.<key>=<value>`, `sort` (created, updated, priority, status), `order`, `limit`, `offset`, `cursor`; answers `{requests, total, nextCursor}` |
+//! | `GET /v1/requests` | query: `status` (repeat or comma list), `taskId`, `clientId`, `bankId`, `priorityMin`, `priorityMax`, `createdFrom`, `createdTo`, `metadata` (JSON object) or `metadata.<key>=<value>`, `sort` (created, updated, priority, status), `order`, `limit`, `offset`, `cursor`; answers `{requests, total, nextCursor}` (`nextCursor` is `null` on the last page) |
 //! | `GET /v1/requests/{id}` | the request with its history |
 //! | `DELETE /v1/requests/{id}` | cancel (alias) |
 //! | `GET /v1/requests/{id}/result` | 200 with the result, or 202 `{requestId, status}`; `?wait=30s` long-polls (capped by `max_wait`) |
 //! | `GET /v1/requests/{id}/lifecycle` | history, errors, task, bank, capability, assignment, result |
 //! | `POST /v1/requests/{id}/cancel` | cancel; 409 if it already finished |
+//! | `GET /v1/tasks` | `{tasks, limits}`: every task with its parameters (type, required, default, allowed values, ranges), `strict`, timeout and retry policy, banks; the limits of every submission (priority range and default, sizes) |
+//! | `GET /v1/tasks/{id}` | one task, with `limits`; 404 `TASK_NOT_FOUND` (`details.knownTasks`) |
 //! | `GET /v1/banks` | `{banks (with performance, capabilities, workers), tasks, manifests}` |
 //! | `GET /v1/workers` | `{workers}` |
 //! | `GET /v1/metrics` | the engine's `SystemMetrics` |
@@ -53,13 +56,26 @@
 //! JSON, JSON nested deeper than `max_json_depth`, or a bad query parameter; 401 missing or
 //! wrong token; 404 unknown request, schedule or route; 405 wrong method; 409 conflict (cancelling
 //! a finished request, a taken schedule name); 413 body over `max_body_bytes` or parameters over
-//! the engine's payload limit; 422 unknown task (`details.knownTasks` lists the registered
+//! the engine's payload limit; 415 a body that is not `application/json`; 403 a `Host` that
+//! does not name the service or a write from another site's page (see below); 422 unknown task (`details.knownTasks` lists the registered
 //! ones); 429 queue full and 503 shutting down, both with `Retry-After`.
+//!
+//! ## Browsers
+//!
+//! A web page can make its visitor's browser send requests to `127.0.0.1`. So that it cannot
+//! use the service: bodies must be `Content-Type: application/json` (415
+//! `UNSUPPORTED_MEDIA_TYPE`; what a page may send without a CORS preflight is never JSON); a
+//! `Host` header must be an IP address, `localhost` (or a subdomain of it) or one of
+//! [`ServerConfig::allowed_hosts`] (403 `HOST_NOT_ALLOWED`, which defeats DNS rebinding); a
+//! write (`POST`, `DELETE`) carrying an `Origin` must come from the service's own pages (the
+//! dashboard) or one of [`ServerConfig::cors_origins`] (403 `ORIGIN_NOT_ALLOWED`). The CORS
+//! origins also get CORS headers, preflights included.
 
 pub mod config;
 pub mod cron;
 pub mod error;
 mod extract;
+mod guard;
 mod hub;
 mod monitor;
 pub mod openapi;

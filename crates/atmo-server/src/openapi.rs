@@ -181,7 +181,8 @@ pub(crate) struct QueryPageSchema {
     requests: Vec<RequestSchema>,
     /// How many match in all.
     total: usize,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; `null` on the last.
+    #[schema(required)]
     next_cursor: Option<String>,
 }
 
@@ -232,6 +233,88 @@ pub(crate) struct WorkersResponse {
     /// `averageResponseTimeMs`, `lastActivity`.
     #[schema(value_type = Vec<Object>)]
     workers: Vec<Value>,
+}
+
+/// One parameter of an action.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ParameterSpec)]
+pub(crate) struct ParameterSchema {
+    /// Its name.
+    name: String,
+    /// string, number, integer, boolean, object, array or any.
+    #[serde(rename = "type")]
+    param_type: String,
+    /// Whether it must be given.
+    required: bool,
+    /// The value used when it is absent.
+    #[schema(value_type = Option<Object>)]
+    default: Option<Value>,
+    /// What it means.
+    description: Option<String>,
+    /// The only values accepted.
+    #[schema(value_type = Option<Vec<Object>>)]
+    allowed_values: Option<Vec<Value>>,
+    /// Smallest number accepted.
+    minimum: Option<f64>,
+    /// Largest number accepted.
+    maximum: Option<f64>,
+    /// Fewest characters (strings) or items (arrays).
+    min_length: Option<usize>,
+    /// Most characters (strings) or items (arrays).
+    max_length: Option<usize>,
+    /// The type of every array item.
+    items: Option<String>,
+}
+
+/// A task: what it takes and how it runs.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = TaskDescription)]
+pub(crate) struct TaskSchema {
+    /// The id to submit (`taskId`).
+    task_id: String,
+    /// A readable name.
+    name: String,
+    /// What it does.
+    description: Option<String>,
+    /// The manifest declaring it.
+    manifest: Option<String>,
+    /// The manifest's version.
+    manifest_version: Option<String>,
+    /// Banks that run it.
+    banks: Vec<String>,
+    /// Its parameters (empty for a task without a manifest, which takes anything).
+    parameters: Vec<ParameterSchema>,
+    /// Whether undeclared parameters are refused.
+    strict: bool,
+    /// Whether failures are retried.
+    retryable: Option<bool>,
+    /// Timeout of each attempt.
+    timeout_ms: Option<u64>,
+    /// The retry policy (`maxRetries`, `baseDelay`, `multiplier`, `maxDelay`, `jitter`, ...).
+    #[schema(value_type = Option<Object>)]
+    retry: Option<Value>,
+    /// Expected duration.
+    estimated_duration_ms: Option<u64>,
+    /// What its result holds.
+    response_type: Option<String>,
+    /// Only in `GET /v1/tasks/{id}`: the limits of every submission (as in `GET /v1/tasks`).
+    #[schema(value_type = Option<Object>)]
+    limits: Option<Value>,
+}
+
+/// Every task, and the limits of every submission.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TasksResponse {
+    /// The tasks, by id.
+    tasks: Vec<TaskSchema>,
+    /// `priority` (`min`, `max`, `default`), `maxParameters`, `maxListedProblems`,
+    /// `maxBodyBytes`, `maxJsonDepth`, `maxIdempotencyKeyBytes`, `maxClientIdBytes`,
+    /// `maxMetadataEntries`, `maxMetadataKeyBytes`.
+    #[schema(value_type = Object)]
+    limits: Value,
 }
 
 /// The system at a glance.
@@ -364,6 +447,8 @@ impl Modify for BearerAuth {
         routes::requests::get_result,
         routes::requests::get_lifecycle,
         routes::requests::cancel,
+        routes::tasks::list,
+        routes::tasks::get,
         routes::system::banks,
         routes::system::workers,
         routes::system::metrics,
@@ -386,6 +471,7 @@ impl Modify for BearerAuth {
     tags(
         (name = "requests", description = "Submit, query, wait for and cancel requests"),
         (name = "events", description = "Server-sent events"),
+        (name = "tasks", description = "What can be submitted: parameters, defaults and limits"),
         (name = "cron", description = "Requests on a schedule"),
         (name = "system", description = "Banks, workers, metrics, probes, documents"),
     )

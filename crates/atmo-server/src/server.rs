@@ -22,8 +22,12 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<EventHub>,
     pub(crate) monitor: Arc<Monitor>,
     pub(crate) cron: CronScheduler,
-    /// `true` once shutdown began: readiness fails, event streams and long polls end.
+    /// `true` once shutdown began (the drain): readiness fails and writes get 503, while
+    /// reads, result waits and event streams go on.
     pub(crate) shutting_down: Arc<watch::Sender<bool>>,
+    /// `true` once the server closes (after the drain): event streams and long polls end so
+    /// that the connections finish.
+    pub(crate) closing: watch::Sender<bool>,
     /// Dropped with the last clone of the state, which stops the background tasks.
     _stop: watch::Sender<bool>,
 }
@@ -55,9 +59,9 @@ impl AppState {
         !self.is_shutting_down() && self.store_health().is_ok()
     }
 
-    /// Resolves once shutdown begins.
-    pub(crate) async fn shutdown_signal(&self) {
-        let mut rx = self.0.shutting_down.subscribe();
+    /// Resolves once the server closes (the drain is over).
+    pub(crate) async fn closing_signal(&self) {
+        let mut rx = self.0.closing.subscribe();
         // An error means the sender is gone, which also means shutting down.
         let _ = rx.wait_for(|s| *s).await;
     }
@@ -119,7 +123,8 @@ impl Server {
         ));
         handle.spawn(monitor::sampler(manager.clone(), monitor.clone(), stop_rx.clone()));
         handle.spawn(cron.clone().run(stop_rx));
-        let shared = Shared { manager, config, hub, monitor, cron, shutting_down, _stop: stop };
+        let closing = watch::channel(false).0;
+        let shared = Shared { manager, config, hub, monitor, cron, shutting_down, closing, _stop: stop };
         Ok(Server { state: AppState(Arc::new(shared)) })
     }
 
@@ -144,11 +149,19 @@ impl Server {
         &self.state.0.config
     }
 
-    /// Marks the server as shutting down: `/readyz` answers 503, event streams and long polls
-    /// end. [`Server::serve`] does this when its shutdown future resolves; the engine's own
-    /// shutdown does too.
+    /// Marks the server as shutting down (the drain): `/readyz` answers 503 and writes 503
+    /// `SHUTTING_DOWN` with `Retry-After`, while reads, result waits and event streams keep
+    /// working. [`Server::serve_with_drain`] does this when its shutdown future resolves; the
+    /// engine's own shutdown does too.
     pub fn begin_shutdown(&self) {
         self.state.0.shutting_down.send_replace(true);
+    }
+
+    /// Ends event streams and long polls, so that the connections in flight finish (the end
+    /// of a graceful shutdown).
+    fn close(&self) {
+        self.begin_shutdown();
+        self.state.0.closing.send_replace(true);
     }
 
     /// Whether the server takes work (`/readyz`): it is not shutting down and its store still
@@ -157,9 +170,10 @@ impl Server {
         self.state.is_ready()
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops accepting connections, ends
-    /// event streams and long polls, and returns once the connections in flight are done. The
-    /// caller then drains the engine (`WorkerManager::shutdown`).
+    /// Serves on `listener` until `shutdown` resolves, then closes at once: stops accepting
+    /// connections, ends event streams and long polls, and returns once the connections in
+    /// flight are done. The caller then drains the engine (`WorkerManager::shutdown`). A
+    /// service wants [`Server::serve_with_drain`], which keeps serving during the drain.
     ///
     /// # Errors
     /// An I/O error of the listener.
@@ -172,9 +186,47 @@ impl Server {
         let server = self.clone();
         let signal = async move {
             shutdown.await;
-            server.begin_shutdown();
+            server.close();
         };
         axum::serve(listener, router).with_graceful_shutdown(signal).await
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains and closes:
+    ///
+    /// 1. the drain: `/readyz` answers 503 and writes (submissions, cancels, cron changes) get
+    ///    503 `SHUTTING_DOWN` with `Retry-After`, while reads and result waits keep working
+    ///    and new connections are still accepted; meanwhile the engine shuts down
+    ///    (`WorkerManager::shutdown(drain)`: running requests get up to `drain` to finish);
+    /// 2. then the listener closes, event streams and long polls end, and this returns once
+    ///    the connections in flight are done.
+    ///
+    /// # Errors
+    /// An I/O error of the listener ([`ServerError::Io`]), or the engine's shutdown failing
+    /// ([`ServerError::Shutdown`]).
+    pub async fn serve_with_drain(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        drain: std::time::Duration,
+    ) -> Result<(), ServerError> {
+        let router = self.router();
+        let server = self.clone();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            shutdown.await;
+            server.begin_shutdown();
+            tracing::info!(drain_secs = drain.as_secs_f64(), "shutting down: draining");
+            let result = server.manager().shutdown(drain).await;
+            server.close();
+            let _ = drained_tx.send(result);
+        };
+        axum::serve(listener, router).with_graceful_shutdown(signal).await?;
+        match drained_rx.await {
+            Ok(Err(e)) => Err(ServerError::Shutdown(e)),
+            // `Err(_)`: serving ended before a shutdown was asked for (it cannot, but then
+            // there is nothing to report either).
+            Ok(Ok(())) | Err(_) => Ok(()),
+        }
     }
 }
 

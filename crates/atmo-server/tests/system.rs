@@ -114,3 +114,32 @@ async fn probes_and_the_dashboard() {
     assert!(!r.text.contains("http://") && !r.text.contains("https://"), "the page loads nothing from elsewhere");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_describe_their_parameters_defaults_and_limits() {
+    let app = crate::common::app().await;
+    let r = app.get("/v1/tasks").await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text);
+    let tasks = r.body["tasks"].as_array().unwrap();
+    let slow = tasks.iter().find(|t| t["taskId"] == "slow").unwrap();
+    assert_eq!(slow["parameters"][0]["name"], "ms");
+    assert_eq!(slow["parameters"][0]["type"], "integer");
+    assert_eq!(slow["parameters"][0]["default"], 300);
+    assert_eq!(slow["strict"], true);
+    assert_eq!(slow["banks"], serde_json::json!(["math-bank"]));
+    assert!(slow["timeoutMs"].as_u64().unwrap() > 0);
+    assert_eq!(r.body["limits"]["priority"], serde_json::json!({"min": 1, "max": 10, "default": 5}));
+    assert_eq!(r.body["limits"]["maxParameters"], 1024);
+
+    let r = app.get("/v1/tasks/add").await;
+    assert_eq!(r.status, axum::http::StatusCode::OK);
+    assert_eq!(r.body["parameters"][1]["name"], "b");
+    assert_eq!(r.body["parameters"][1]["required"], true);
+    assert_eq!(r.body["limits"]["maxMetadataEntries"], 64);
+
+    let r = app.get("/v1/tasks/nope").await;
+    assert_eq!(r.status, axum::http::StatusCode::NOT_FOUND);
+    assert_eq!(r.body["code"], "TASK_NOT_FOUND");
+    assert!(r.body["details"]["knownTasks"].as_array().unwrap().iter().any(|t| t == "add"));
+    app.stop().await;
+}

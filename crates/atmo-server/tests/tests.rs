@@ -7,6 +7,8 @@ mod cron;
 mod docs;
 mod errors;
 mod events;
+mod guard;
+mod limits;
 mod requests;
 mod serve;
 mod system;

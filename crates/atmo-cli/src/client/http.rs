@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq::Agent;
 
+use super::show::clean;
+
 /// Exit codes of the client commands (also in `atmo --help`).
 pub(crate) mod exit {
     /// Done; for `wait` and `submit --wait`: the request completed.
@@ -169,22 +171,28 @@ pub(crate) fn api_error(status: u16, body: &Value) -> ClientError {
         409 => exit::CONFLICT,
         _ => exit::UNAVAILABLE,
     };
+    // Server text is cleaned of control characters before it reaches the terminal.
     let mut message = match body {
         Value::Object(o) => format!(
             "{} ({}): {}",
-            o.get("code").and_then(Value::as_str).unwrap_or("ERROR"),
+            clean(o.get("code").and_then(Value::as_str).unwrap_or("ERROR")),
             status,
-            o.get("message").and_then(Value::as_str).unwrap_or("")
+            clean(o.get("message").and_then(Value::as_str).unwrap_or(""))
         ),
-        Value::String(s) if !s.is_empty() => format!("HTTP {status}: {s}"),
+        Value::String(s) if !s.is_empty() => format!("HTTP {status}: {}", clean(s)),
         _ => format!("HTTP {status}"),
     };
     let problems = body.pointer("/details/errors").and_then(Value::as_array);
     for p in problems.into_iter().flatten() {
         let line = match (p.get("field").and_then(Value::as_str), p.get("message").and_then(Value::as_str)) {
-            (Some(f), Some(m)) => format!("{f}: {m}"),
-            _ => p.as_str().map_or_else(|| p.to_string(), str::to_owned),
+            (Some(""), Some(m)) => clean(m).into_owned(),
+            (Some(f), Some(m)) => format!("{}: {}", clean(f), clean(m)),
+            _ => clean(&p.as_str().map_or_else(|| p.to_string(), str::to_owned)).into_owned(),
         };
+        // A message that already names its only problem does not repeat it.
+        if message.ends_with(&line) {
+            continue;
+        }
         message.push_str("\n  - ");
         message.push_str(&line);
     }

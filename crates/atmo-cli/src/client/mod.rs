@@ -38,8 +38,8 @@ pub(crate) struct SubmitArgs {
     pub(crate) task: String,
     /// The parameters as JSON; `-` reads stdin, `@FILE` a file [default: {}].
     pub(crate) params: Option<String>,
-    /// 1–10, 10 runs first.
-    #[arg(long, short)]
+    /// 1–10, 10 runs first [default: 5].
+    #[arg(long, short, value_parser = clap::value_parser!(u8).range(1..=10))]
     pub(crate) priority: Option<u8>,
     /// Who submits (queryable).
     #[arg(long)]
@@ -118,8 +118,10 @@ pub(crate) struct WaitArgs {
 /// Options of `atmo query`.
 #[derive(Debug, Args)]
 pub(crate) struct QueryArgs {
-    /// Only these statuses (repeat or comma-separate).
-    #[arg(long, short, value_delimiter = ',')]
+    /// Only these statuses (repeat or comma-separate): pending, scheduled, assigned,
+    /// processing, completed, failed, timed_out, cancelled.
+    #[arg(long, short, value_delimiter = ',', value_name = "STATUS",
+          value_parser = ["pending", "scheduled", "assigned", "processing", "completed", "failed", "timed_out", "cancelled"])]
     pub(crate) status: Vec<String>,
     /// Only this task.
     #[arg(long)]
@@ -170,6 +172,20 @@ pub(crate) struct QueryArgs {
 /// Options of `atmo metrics`, `atmo banks` and `atmo workers`.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+/// Options of `atmo tasks`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  atmo tasks                   every task, with its parameter names\n  \
+                        atmo tasks HASH              HASH's parameters: type, required, default, limits")]
+pub(crate) struct TasksArgs {
+    /// One task to describe in full [default: list them all].
+    pub(crate) task: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -299,7 +315,7 @@ pub(crate) fn submit(args: &SubmitArgs) -> Result<u8, ClientError> {
         if args.json {
             print_json(&reply.body)?;
         } else {
-            println!("{id}");
+            println!("{}", show::clean(&id));
         }
         return Ok(exit::OK);
     }
@@ -321,26 +337,27 @@ fn wait_and_print(c: &Client, id: &str, limit: Option<Duration>, json_out: bool)
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     spinner.enable_steady_tick(Duration::from_millis(100));
-    spinner.set_message(format!("{id}: submitted"));
+    spinner.set_message(format!("{}: submitted", show::clean(id)));
     let result = loop {
         let reply = c.get(&format!("/v1/requests/{}/result?wait=1s", encode(id)))?;
         if reply.status == 200 {
             break reply.body;
         }
         let req = c.get(&format!("/v1/requests/{}", encode(id)))?.body;
-        let mut msg = format!("{id}: {}", req["status"].as_str().unwrap_or("?"));
+        let mut msg = format!("{}: {}", show::clean(id), show::clean(req["status"].as_str().unwrap_or("?")));
         if let Some(p) = req.get("progress").filter(|p| !p.is_null()) {
             msg.push_str(&format!(" {:.0}%", p["percent"].as_f64().unwrap_or(0.0)));
             if let Some(m) = p["message"].as_str() {
-                msg.push_str(&format!(" {m}"));
+                msg.push_str(&format!(" {}", show::clean(m)));
             }
         }
         spinner.set_message(msg);
         if limit.is_some_and(|l| started.elapsed() >= l) {
             spinner.finish_and_clear();
             eprintln!(
-                "atmo: {id} is still {} after {} s",
-                req["status"].as_str().unwrap_or("running"),
+                "atmo: {} is still {} after {} s",
+                show::clean(id),
+                show::clean(req["status"].as_str().unwrap_or("running")),
                 started.elapsed().as_secs()
             );
             return Ok(exit::STILL_RUNNING);
@@ -430,7 +447,7 @@ pub(crate) fn submit_many(args: &SubmitManyArgs) -> Result<u8, ClientError> {
     } else {
         let mut out = std::io::stdout().lock();
         for id in &ids {
-            let _ = writeln!(out, "{id}");
+            let _ = writeln!(out, "{}", show::clean(id));
         }
     }
     Ok(code)
@@ -487,6 +504,16 @@ pub(crate) fn query(args: &QueryArgs) -> Result<u8, ClientError> {
     let qs: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     let page = c.get(&format!("/v1/requests?{}", qs.join("&")))?.body;
     output(args.json, &page, show::requests)?;
+    Ok(exit::OK)
+}
+
+/// `atmo tasks [TASK]`.
+pub(crate) fn tasks(args: &TasksArgs) -> Result<u8, ClientError> {
+    let c = client(&args.conn);
+    match &args.task {
+        Some(t) => output(args.json, &c.get(&format!("/v1/tasks/{}", encode(t)))?.body, show::task),
+        None => output(args.json, &c.get("/v1/tasks")?.body, show::tasks),
+    }?;
     Ok(exit::OK)
 }
 

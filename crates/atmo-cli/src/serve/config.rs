@@ -10,6 +10,8 @@
 //! queue_capacity = 1000000         # unfinished requests accepted before "queue full"
 //! max_timeout = "24h"              # a request's timeoutMs above this is refused (400)
 //! max_delay = "365d"               # and so is a runAt or delayMs further ahead than this
+//! cors = ["http://localhost:3000"] # origins whose pages may call the API (CORS; writes pass the Origin check)
+//! allowed_hosts = ["atmo.internal"] # Host names besides IP addresses and localhost
 //!
 //! [retention]
 //! max_age = "7d"                   # finished requests older than this are deleted
@@ -55,6 +57,10 @@ pub(crate) struct FileConfig {
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) max_timeout: Option<String>,
     pub(crate) max_delay: Option<String>,
+    #[serde(default)]
+    pub(crate) cors: Vec<String>,
+    #[serde(default)]
+    pub(crate) allowed_hosts: Vec<String>,
     #[serde(default)]
     pub(crate) retention: RetentionFile,
     #[serde(default)]
@@ -139,6 +145,8 @@ pub(crate) struct ServeConfig {
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) max_timeout: Option<Duration>,
     pub(crate) max_delay: Option<Duration>,
+    pub(crate) cors: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) retention_max_age: Option<Duration>,
     pub(crate) retention_max_count: Option<usize>,
     pub(crate) builtins: BuiltinsFile,
@@ -177,8 +185,14 @@ pub(crate) fn load(path: Option<&Path>, o: Overrides) -> anyhow::Result<ServeCon
         None => (FileConfig::default(), PathBuf::new()),
     };
     let bind_text = o.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.into());
-    let bind: SocketAddr =
-        bind_text.parse().with_context(|| format!("`bind`: `{bind_text}` is not an address like 127.0.0.1:7070"))?;
+    let bind = parse_bind(&bind_text)?;
+    for origin in &file.cors {
+        let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        let ok = rest.map(|r| r.trim_end_matches('/')).is_some_and(|r| !r.is_empty() && !r.contains('/'));
+        if !ok {
+            bail!("`cors`: `{origin}` is not an origin like http://localhost:3000 (scheme, host and port, no path)");
+        }
+    }
     let store_text = o.store.or(file.store).unwrap_or_else(|| DEFAULT_STORE.into());
     let store = parse_store(&store_text, &base)?;
     let synchronous_normal = match file.synchronous.as_deref() {
@@ -212,12 +226,37 @@ pub(crate) fn load(path: Option<&Path>, o: Overrides) -> anyhow::Result<ServeCon
         queue_capacity: file.queue_capacity,
         max_timeout: parse_duration("max_timeout", file.max_timeout.as_deref())?,
         max_delay: parse_duration("max_delay", file.max_delay.as_deref())?,
+        cors: file.cors,
+        allowed_hosts: file.allowed_hosts,
         retention_max_age: parse_duration("retention.max_age", file.retention.max_age.as_deref())?,
         retention_max_count: file.retention.max_count,
         builtins,
         banks,
         cron: file.cron,
     })
+}
+
+/// An address to listen on: `IP:PORT`, or `NAME:PORT` for a host name that resolves to
+/// loopback addresses only (`localhost:7070`), which binds the first of them. A name resolving
+/// elsewhere is refused: name the address to bind it.
+pub(crate) fn parse_bind(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let hint = || format!("`bind`: `{text}` is not an address like 127.0.0.1:7070 or localhost:7070");
+    let (host, port) = text.rsplit_once(':').with_context(hint)?;
+    let port: u16 = port.parse().with_context(hint)?;
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).with_context(hint)?.collect();
+    // IPv4 first: `localhost` often resolves to ::1 and 127.0.0.1, and clients try 127.0.0.1.
+    let first = addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.first()).copied();
+    match first {
+        Some(addr) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(addr),
+        Some(_) => bail!(
+            "`bind`: `{host}` resolves to {}, not only loopback; name the address to listen on",
+            addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        None => bail!("{}: the name resolves to no address", hint()),
+    }
 }
 
 /// `memory`, `sqlite:PATH` or a bare path ending in `.db`; relative paths are relative to the
@@ -300,6 +339,29 @@ missed_run_policy = "run-once"
         assert_eq!(c.drain, Duration::from_secs(3));
         assert_eq!(c.max_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(c.max_delay, None);
+    }
+
+    #[test]
+    fn bind_takes_loopback_names() {
+        let a = parse_bind("localhost:7070").unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 7070, "{a}");
+        assert_eq!(parse_bind("127.0.0.1:7071").unwrap().port(), 7071);
+        assert_eq!(parse_bind("[::1]:7072").unwrap().port(), 7072);
+        assert!(parse_bind("localhost").is_err());
+        assert!(parse_bind("localhost:port").is_err());
+    }
+
+    #[test]
+    fn cors_and_allowed_hosts_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atmo.toml");
+        std::fs::write(&path, "cors = [\"http://localhost:3000\"]\nallowed_hosts = [\"atmo.internal\"]\n").unwrap();
+        let c = load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.cors, vec!["http://localhost:3000".to_owned()]);
+        assert_eq!(c.allowed_hosts, vec!["atmo.internal".to_owned()]);
+        std::fs::write(&path, "cors = [\"localhost:3000/app\"]\n").unwrap();
+        let e = format!("{:#}", load(Some(&path), Overrides::default()).unwrap_err());
+        assert!(e.contains("`cors`"), "{e}");
     }
 
     #[test]

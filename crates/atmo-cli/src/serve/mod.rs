@@ -82,8 +82,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         manager.shutdown(config.drain).await.ok();
         return Err(e);
     }
-    let server_config =
-        ServerConfig { auth_token: config.token.clone(), cron_state_path: cron_state, ..ServerConfig::default() };
+    let server_config = ServerConfig {
+        auth_token: config.token.clone(),
+        cron_state_path: cron_state,
+        cors_origins: config.cors.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        ..ServerConfig::default()
+    };
     let server = Server::new(manager.clone(), server_config).context("cannot start the HTTP service")?;
     for c in &config.cron {
         let policy = match c.missed_run_policy.as_deref() {
@@ -117,9 +122,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  store      {store_desc}");
     println!("  banks      {}", banks.iter().map(|b| b.bank_id.to_string()).collect::<Vec<_>>().join(", "));
     println!("Stop with Ctrl-C (running requests get {} s to finish).", config.drain.as_secs());
-    server.serve(listener, shutdown_signal()).await.context("the HTTP service failed")?;
-    eprintln!("atmo: shutting down: stopped intake; draining for up to {} s", config.drain.as_secs());
-    manager.shutdown(config.drain).await.context("the engine's shutdown failed")?;
+    let drain = config.drain;
+    let signal = async move {
+        shutdown_signal().await;
+        eprintln!(
+            "atmo: shutting down: new submissions get 503, reads and result waits still work; draining for up to {} s",
+            drain.as_secs()
+        );
+    };
+    // Keeps serving during the drain, then closes the listener.
+    server.serve_with_drain(listener, signal, drain).await.context("the HTTP service failed")?;
     eprintln!("atmo: stopped");
     Ok(())
 }

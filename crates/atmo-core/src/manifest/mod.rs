@@ -23,7 +23,9 @@ use crate::retry::RetryPolicy;
 pub use load::{ManifestError, ManifestFormat};
 pub use registry::{BankRecommendation, ManifestRegistry};
 pub use schema::{ParamType, ParameterSpec};
-pub use validate::{ValidationErrors, ValidationIssue, ValidationIssueKind};
+pub use validate::{
+    Echo, MAX_ECHO_CHARS, MAX_ISSUES, MAX_PARAMETERS, ValidationErrors, ValidationIssue, ValidationIssueKind,
+};
 
 /// Timeout used when neither the request, the action nor the manifest sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

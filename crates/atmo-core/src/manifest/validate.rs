@@ -27,7 +27,26 @@ pub enum ValidationIssueKind {
     WrongItemType,
     /// The action does not declare this parameter.
     Undeclared,
+    /// The parameters object has more entries than [`MAX_PARAMETERS`]; nothing else was
+    /// checked.
+    TooManyParameters,
+    /// Stands for the problems beyond the first [`MAX_ISSUES`], which are counted, not listed.
+    /// Always the last issue.
+    Truncated,
 }
+
+/// Most problems listed one by one in [`ValidationErrors`]; the rest are counted in one final
+/// [`ValidationIssueKind::Truncated`] issue, so that a request with a hundred thousand bad
+/// parameters produces a short error, not a huge one.
+pub const MAX_ISSUES: usize = 20;
+
+/// Most entries a parameters object may have. One with more is refused at once (one
+/// [`ValidationIssueKind::TooManyParameters`] issue), before its entries are looked at.
+pub const MAX_PARAMETERS: usize = 1024;
+
+/// Longest client-supplied text (a name, an id, a key) quoted whole in an error message; see
+/// [`Echo`].
+pub const MAX_ECHO_CHARS: usize = 64;
 
 /// One problem with one parameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,7 +60,8 @@ pub struct ValidationIssue {
     pub message: String,
 }
 
-/// Every problem found in one request's parameters.
+/// The problems found in one request's parameters: the first [`MAX_ISSUES`], then, if there
+/// were more, one [`ValidationIssueKind::Truncated`] issue saying how many more.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ValidationErrors(pub Vec<ValidationIssue>);
@@ -55,6 +75,55 @@ impl ValidationErrors {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many problems were found but not listed (the count of the final
+    /// [`ValidationIssueKind::Truncated`] issue; 0 when every problem is listed).
+    ///
+    /// ```
+    /// use atmo_core::manifest::{ActionDefinition, MAX_ISSUES};
+    /// use serde_json::{Map, Value};
+    /// let action = ActionDefinition::new("NONE"); // strict, takes no parameters
+    /// let params: Map<String, Value> = (0..100).map(|i| (format!("p{i:03}"), Value::Null)).collect();
+    /// let err = action.validate(Value::Object(params)).unwrap_err();
+    /// assert_eq!(err.issues().len(), MAX_ISSUES + 1);
+    /// assert_eq!(err.omitted(), 100 - MAX_ISSUES);
+    /// assert_eq!(err.total(), 100);
+    /// ```
+    pub fn omitted(&self) -> usize {
+        match self.0.last() {
+            Some(i) if i.kind == ValidationIssueKind::Truncated => {
+                i.message.split_whitespace().find_map(|w| w.parse().ok()).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    /// How many problems were found, listed or not.
+    pub fn total(&self) -> usize {
+        let omitted = self.omitted();
+        if omitted > 0 { self.0.len() - 1 + omitted } else { self.0.len() }
+    }
+
+    /// Keeps the first [`MAX_ISSUES`] of `issues` (and `more` problems counted elsewhere): the
+    /// rest become one final [`ValidationIssueKind::Truncated`] issue.
+    pub fn capped(mut issues: Vec<ValidationIssue>, more: usize) -> ValidationErrors {
+        let mut omitted = more;
+        if issues.len() > MAX_ISSUES {
+            omitted += issues.len() - MAX_ISSUES;
+            issues.truncate(MAX_ISSUES);
+        }
+        if omitted > 0 {
+            issues.push(ValidationIssue {
+                parameter: String::new(),
+                kind: ValidationIssueKind::Truncated,
+                message: format!(
+                    "and {omitted} more {} (only the first {MAX_ISSUES} are listed)",
+                    Plural(omitted, "problem")
+                ),
+            });
+        }
+        ValidationErrors(issues)
     }
 }
 
@@ -125,6 +194,18 @@ impl ActionDefinition {
             }
         };
 
+        if map.len() > MAX_PARAMETERS {
+            return Err(ValidationErrors(vec![ValidationIssue {
+                parameter: String::new(),
+                kind: ValidationIssueKind::TooManyParameters,
+                message: format!(
+                    "the parameters of action `{}` have {} entries; at most {MAX_PARAMETERS} are accepted",
+                    self.action_id,
+                    map.len()
+                ),
+            }]));
+        }
+
         // Allocated only once a problem is found, so the happy path does not pay for it.
         let mut issues = Vec::new();
         for spec in &self.parameters {
@@ -156,28 +237,38 @@ impl ActionDefinition {
             }
         }
 
-        if self.strict {
-            self.undeclared(&map, &mut issues);
-        }
+        let more = if self.strict { self.undeclared(&map, &mut issues) } else { 0 };
 
-        if issues.is_empty() { Ok(Value::Object(map)) } else { Err(ValidationErrors(issues)) }
+        if issues.is_empty() { Ok(Value::Object(map)) } else { Err(ValidationErrors::capped(issues, more)) }
     }
 
     fn is_declared(&self, name: &str) -> bool {
         self.parameters.iter().any(|p| p.name == name)
     }
 
-    fn undeclared(&self, map: &Map<String, Value>, issues: &mut Vec<ValidationIssue>) {
+    /// Lists the undeclared parameters (the first by name, as many as [`MAX_ISSUES`] leaves
+    /// room for) and returns how many more there are.
+    fn undeclared(&self, map: &Map<String, Value>, issues: &mut Vec<ValidationIssue>) -> usize {
         // Parameter lists are short, so a linear scan beats building a set per request.
         if map.keys().all(|k| self.is_declared(k)) {
-            return;
+            return 0;
         }
         let mut extra: Vec<&str> = map.keys().map(String::as_str).filter(|k| !self.is_declared(k)).collect();
+        let room = MAX_ISSUES.saturating_sub(issues.len());
+        let more = extra.len().saturating_sub(room);
+        if more > 0 {
+            // Only the listed ones need sorting.
+            if room > 0 {
+                extra.select_nth_unstable(room - 1);
+            }
+            extra.truncate(room);
+        }
         // serde_json's map is only sorted without its `preserve_order` feature, which another
         // crate in the build may switch on.
         extra.sort_unstable();
         let declared = DeclaredNames(self);
         for name in extra {
+            let name = Echo(name);
             let message = if self.parameters.is_empty() {
                 format!("parameter `{name}` is not accepted: action `{}` takes no parameters", self.action_id)
             } else {
@@ -186,8 +277,13 @@ impl ActionDefinition {
                     self.action_id
                 )
             };
-            issues.push(ValidationIssue { parameter: name.to_owned(), kind: ValidationIssueKind::Undeclared, message });
+            issues.push(ValidationIssue {
+                parameter: name.to_string(),
+                kind: ValidationIssueKind::Undeclared,
+                message,
+            });
         }
+        more
     }
 }
 
@@ -460,6 +556,36 @@ impl fmt::Display for Got<'_> {
     }
 }
 
+/// Client-supplied text as quoted in an error message: control characters escaped (`\u{1b}`),
+/// cut after [`MAX_ECHO_CHARS`] characters with the full length noted, so that an error never
+/// echoes a megabyte id or terminal escape sequences back.
+///
+/// ```
+/// use atmo_core::manifest::Echo;
+/// assert_eq!(Echo("HASH").to_string(), "HASH");
+/// assert_eq!(Echo("a\u{1b}]0;x\u{7}").to_string(), "a\\u{1b}]0;x\\u{7}");
+/// let long = "x".repeat(100_000);
+/// assert_eq!(Echo(&long).to_string(), format!("{}… (100000 characters)", "x".repeat(64)));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Echo<'a>(pub &'a str);
+
+impl fmt::Display for Echo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (shown, c) in self.0.chars().enumerate() {
+            if shown == MAX_ECHO_CHARS {
+                return write!(f, "… ({} characters)", self.0.chars().count());
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_unicode())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Allowed values as JSON, comma-separated.
 struct Listed<'a>(&'a [Value]);
 
@@ -506,6 +632,41 @@ mod tests {
 
     fn with(spec: ParameterSpec) -> ActionDefinition {
         ActionDefinition::new("ACT").param(spec)
+    }
+
+    #[test]
+    fn a_flood_of_undeclared_parameters_gives_a_short_error() {
+        let action = with(ParameterSpec::required("n", ParamType::Integer));
+        let params: Map<String, Value> = (0..MAX_PARAMETERS).map(|i| (format!("x{i:05}"), json!(1))).collect();
+        let err = action.validate(Value::Object(params)).unwrap_err();
+        // Missing `n` first, then the first undeclared names in order, then the count.
+        assert_eq!(err.issues().len(), MAX_ISSUES + 1);
+        assert_eq!(err.0[0].kind, ValidationIssueKind::Missing);
+        assert_eq!(err.0[1].parameter, "x00000");
+        assert_eq!(err.0[MAX_ISSUES - 1].parameter, format!("x{:05}", MAX_ISSUES - 2));
+        let last = err.0.last().unwrap();
+        assert_eq!(last.kind, ValidationIssueKind::Truncated);
+        assert_eq!(err.total(), MAX_PARAMETERS + 1);
+        assert_eq!(err.omitted(), MAX_PARAMETERS + 1 - MAX_ISSUES);
+        assert!(err.to_string().len() < 8 * 1024, "{} bytes", err.to_string().len());
+    }
+
+    #[test]
+    fn more_parameters_than_the_limit_are_refused_before_checking() {
+        let action = with(ParameterSpec::required("n", ParamType::Integer)).lenient();
+        let params: Map<String, Value> = (0..=MAX_PARAMETERS).map(|i| (format!("x{i}"), json!(1))).collect();
+        let issue = one(&action, Value::Object(params));
+        assert_eq!(issue.kind, ValidationIssueKind::TooManyParameters);
+        assert!(issue.message.contains("1025 entries"), "{}", issue.message);
+    }
+
+    #[test]
+    fn long_undeclared_names_are_cut_in_messages() {
+        let action = with(ParameterSpec::required("n", ParamType::Integer));
+        let name = "y".repeat(10_000);
+        let err = action.validate(json!({"n": 1, name.clone(): 1})).unwrap_err();
+        assert!(err.0[0].message.len() < 300, "{}", err.0[0].message);
+        assert!(err.0[0].message.contains("10000 characters"));
     }
 
     #[test]

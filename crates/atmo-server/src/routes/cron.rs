@@ -58,7 +58,7 @@ fn cron_error(e: CronError) -> ApiError {
         }
         CronError::UnknownTask { task_id, known } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_TASK", message)
-                .with_details(json!({"taskId": task_id, "knownTasks": known}))
+                .with_details(json!({"taskId": crate::error::echo(&task_id), "knownTasks": known}))
         }
         CronError::NotFound(id) => {
             ApiError::new(StatusCode::NOT_FOUND, "CRON_NOT_FOUND", message).with_details(json!({"id": id}))
@@ -134,6 +134,8 @@ pub(crate) async fn list(State(state): State<AppState>) -> Response {
         (status = 201, description = "Created", body = CronJobSchema),
         (status = 400, description = "Invalid expression or options", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "A `Host` that does not name the service (`HOST_NOT_ALLOWED`), or a write from another site's page (`ORIGIN_NOT_ALLOWED`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Unknown task", body = ErrorBody),
     )

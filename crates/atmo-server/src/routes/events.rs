@@ -139,7 +139,7 @@ pub(crate) async fn events(
         stream::iter(head.into_iter().chain(backlog))
             .chain(live)
             .map(Ok)
-            .take_until(async move { shutdown.shutdown_signal().await }),
+            .take_until(async move { shutdown.closing_signal().await }),
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config().keep_alive)).into_response())
 }

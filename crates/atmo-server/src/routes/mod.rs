@@ -5,6 +5,7 @@ pub(crate) mod cron;
 pub(crate) mod events;
 pub(crate) mod requests;
 pub(crate) mod system;
+pub(crate) mod tasks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -41,6 +42,8 @@ fn table() -> Vec<RouteDef> {
         def(Method::GET, "/v1/requests/{id}/result", get(requests::get_result)),
         def(Method::GET, "/v1/requests/{id}/lifecycle", get(requests::get_lifecycle)),
         def(Method::POST, "/v1/requests/{id}/cancel", post(requests::cancel)),
+        def(Method::GET, "/v1/tasks", get(tasks::list)),
+        def(Method::GET, "/v1/tasks/{id}", get(tasks::get)),
         def(Method::GET, "/v1/banks", get(system::banks)),
         def(Method::GET, "/v1/workers", get(system::workers)),
         def(Method::GET, "/v1/metrics", get(system::metrics)),
@@ -72,12 +75,20 @@ pub(crate) fn router(state: AppState) -> Router {
     for r in table() {
         router = router.route(r.path, r.handler);
     }
-    router
+    let cors = crate::guard::cors_layer(&state.config().cors_origins);
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Before authentication: a forged page learns nothing, not even whether a token is set.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::guard::guard))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so that preflight requests (which carry no token) are answered.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use atmo_workers::manifest::ValidationErrors;
 use atmo_workers::{
     Error, Manifest, PriorityRange, RequestId, RequestQuery, RequestStatus, RetryPolicy, SortField, SortOrder,
     SubmitOptions, SubmitRequest, Timestamp,
@@ -15,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use atmo_workers::manifest::MAX_ISSUES;
+
+use crate::error::{ApiError, echo, parameter_issues};
 use crate::extract::{JsonBody, QueryPairs, request_id, wait_param};
 use crate::openapi::{
     BatchResponse, ErrorBody, QueryPageSchema, RequestLifecycleSchema, RequestResultSchema, RequestSchema,
@@ -73,19 +74,6 @@ const TIME_HINT: &str = "an RFC 3339 time (2026-01-02T03:04:05Z) or milliseconds
 /// One problem with a submission, in `details.errors`.
 fn issue(field: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "message": message.into()})
-}
-
-/// The engine's parameter problems in the same shape (`field` is `parameters.<name>`).
-pub(crate) fn parameter_issues(errors: &ValidationErrors) -> Vec<Value> {
-    errors
-        .issues()
-        .iter()
-        .map(|i| {
-            let field =
-                if i.parameter.is_empty() { "parameters".to_owned() } else { format!("parameters.{}", i.parameter) };
-            json!({"field": field, "parameter": i.parameter, "kind": i.kind, "message": i.message})
-        })
-        .collect()
 }
 
 fn action_of(manifests: &[std::sync::Arc<Manifest>], task_id: &str) -> Option<(std::sync::Arc<Manifest>, usize)> {
@@ -147,9 +135,6 @@ fn to_submit(state: &AppState, body: SubmitBody, header_key: Option<&str>) -> Re
         (Some(b), _) => Some(b),
         (None, h) => h.map(str::to_owned),
     };
-    if idempotency_key.as_deref().is_some_and(str::is_empty) {
-        issues.push(issue("idempotencyKey", "the idempotency key must not be empty"));
-    }
     // The action's schema and policy are looked up only when needed, not on every submission.
     let action = || action_of(&state.manager().manifests(), &task_id);
     let mut policy = match retry {
@@ -173,10 +158,18 @@ fn to_submit(state: &AppState, body: SubmitBody, header_key: Option<&str>) -> Re
         Some(n) => issues.push(issue("maxRetries", format!("maxRetries must be between 0 and 1000, got {n}"))),
         None => {}
     }
+    let options =
+        SubmitOptions { priority, client_id, metadata, idempotency_key, run_at, delay, timeout, retry: policy };
+    // Lengths and characters of the free-text options, as the engine checks them.
+    if let Err(errors) = options.check() {
+        issues.extend(errors.issues().iter().map(|i| issue(&i.parameter, i.message.clone())));
+    }
     if !issues.is_empty() {
         match action() {
             Some((m, i)) => {
-                if let Err(errors) = m.actions[i].validate(parameters) {
+                if issues.len() < MAX_ISSUES
+                    && let Err(errors) = m.actions[i].validate(parameters)
+                {
                     issues.extend(parameter_issues(&errors));
                 }
             }
@@ -184,7 +177,7 @@ fn to_submit(state: &AppState, body: SubmitBody, header_key: Option<&str>) -> Re
                 let known: Vec<String> = state.manager().tasks().iter().map(|t| t.task_id.to_string()).collect();
                 issues.push(json!({
                     "field": "taskId",
-                    "message": format!("unknown task `{task_id}`; known tasks: {}", known.join(", ")),
+                    "message": format!("unknown task `{}`; known tasks: {}", echo(&task_id), known.join(", ")),
                     "knownTasks": known,
                 }));
             }
@@ -192,13 +185,29 @@ fn to_submit(state: &AppState, body: SubmitBody, header_key: Option<&str>) -> Re
         }
         return Err(issues);
     }
-    let options =
-        SubmitOptions { priority, client_id, metadata, idempotency_key, run_at, delay, timeout, retry: policy };
     Ok(SubmitRequest { task_id, parameters, options })
 }
 
-fn validation_error(issues: Vec<Value>, index: Option<usize>) -> ApiError {
-    let n = issues.len();
+fn validation_error(mut issues: Vec<Value>, index: Option<usize>) -> ApiError {
+    // The engine's issues may already end in a count of the unlisted ones.
+    let mut n = 0;
+    for i in &issues {
+        n += match i["kind"].as_str() {
+            Some("truncated") => i["message"].as_str().and_then(|m| m.split(' ').nth(1)?.parse().ok()).unwrap_or(0),
+            _ => 1,
+        };
+    }
+    let listed = issues.iter().filter(|i| i["kind"] != "truncated").count();
+    if listed > MAX_ISSUES {
+        issues.retain(|i| i["kind"] != "truncated");
+        issues.truncate(MAX_ISSUES);
+        let more = n - MAX_ISSUES;
+        issues.push(json!({
+            "field": "",
+            "kind": "truncated",
+            "message": format!("and {more} more problem{} (only the first {MAX_ISSUES} are listed)", if more == 1 { "" } else { "s" }),
+        }));
+    }
     let mut details = json!({"errors": issues});
     let mut message = format!("the request has {n} problem{}", if n == 1 { "" } else { "s" });
     if let Some(i) = index {
@@ -208,27 +217,12 @@ fn validation_error(issues: Vec<Value>, index: Option<usize>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", message).with_details(details)
 }
 
-/// Maps an engine error; validation problems get the same `details.errors` shape as the
-/// server's own.
+/// Maps an engine error with [`ApiError::from_engine`], telling it whether the store stopped
+/// taking writes (asked only for store errors).
 pub(crate) fn engine_error(state: &AppState, e: &Error) -> ApiError {
     let store_error =
         matches!(e, Error::Store(_)) || matches!(e, Error::Batch { source, .. } if matches!(**source, Error::Store(_)));
-    if store_error && state.store_health().is_err() {
-        // The store stopped taking writes (`/readyz` says the same): unavailable until the
-        // service is restarted, not an internal error of this request.
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_FAILED", crate::error::error_chain(e));
-    }
-    let mut api = ApiError::from_engine(e, state.config().retry_after_secs);
-    match e {
-        Error::Validation { errors, .. } => api.details["errors"] = json!(parameter_issues(errors)),
-        Error::Batch { source, .. } => {
-            if let Error::Validation { errors, .. } = &**source {
-                api.details["errors"] = json!(parameter_issues(errors));
-            }
-        }
-        _ => {}
-    }
-    api
+    ApiError::from_engine(e, state.config().retry_after_secs, store_error && state.store_health().is_err())
 }
 
 fn header_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -253,6 +247,8 @@ fn header_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         (status = 201, description = "Accepted", body = SubmitResponse),
         (status = 400, description = "Malformed JSON, JSON too deep, or invalid options/parameters (every problem in `details.errors`)", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "A `Host` that does not name the service (`HOST_NOT_ALLOWED`), or a write from another site's page (`ORIGIN_NOT_ALLOWED`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 413, description = "Body or parameters too large", body = ErrorBody),
         (status = 422, description = "Unknown task (`details.knownTasks`)", body = ErrorBody),
         (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
@@ -304,6 +300,8 @@ pub(crate) async fn submit(
         (status = 201, description = "All accepted, ids in order", body = BatchResponse),
         (status = 400, description = "A request is invalid; `details.index` names it", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "A `Host` that does not name the service (`HOST_NOT_ALLOWED`), or a write from another site's page (`ORIGIN_NOT_ALLOWED`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "A request names an unknown task; `details.index` names it", body = ErrorBody),
         (status = 429, description = "Queue full; see Retry-After", body = ErrorBody),
@@ -358,7 +356,7 @@ fn parse_time(name: &str, v: &str, problems: &mut Vec<String>) -> Option<Timesta
     match Timestamp::parse(v) {
         Ok(t) => Some(t),
         Err(_) => {
-            problems.push(format!("`{name}={v}`: expected {TIME_HINT}"));
+            problems.push(format!("`{name}={}`: expected {TIME_HINT}", echo(v)));
             None
         }
     }
@@ -372,7 +370,8 @@ fn parse_query(q: &QueryPairs) -> Result<RequestQuery, ApiError> {
         match s.parse::<RequestStatus>() {
             Ok(st) => query.status.push(st),
             Err(_) => problems.push(format!(
-                "`status={s}`: expected one of {}",
+                "`status={}`: expected one of {}",
+                echo(s),
                 RequestStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             )),
         }
@@ -385,7 +384,7 @@ fn parse_query(q: &QueryPairs) -> Result<RequestQuery, ApiError> {
         match v.parse::<u8>() {
             Ok(p) if (1..=10).contains(&p) => Some(p),
             _ => {
-                problems.push(format!("`{name}={v}`: expected a priority from 1 to 10"));
+                problems.push(format!("`{name}={}`: expected a priority from 1 to 10", echo(v)));
                 None
             }
         }
@@ -402,7 +401,8 @@ fn parse_query(q: &QueryPairs) -> Result<RequestQuery, ApiError> {
     if let Some(m) = q.get("metadata") {
         match serde_json::from_str::<Map<String, Value>>(m) {
             Ok(map) => query.metadata.extend(map),
-            Err(_) => problems.push(format!("`metadata={m}`: expected a JSON object such as {{\"team\":\"billing\"}}")),
+            Err(_) => problems
+                .push(format!("`metadata={}`: expected a JSON object such as {{\"team\":\"billing\"}}", echo(m))),
         }
     }
     for (k, v) in &q.0 {
@@ -416,19 +416,19 @@ fn parse_query(q: &QueryPairs) -> Result<RequestQuery, ApiError> {
     if let Some(s) = q.get("sort") {
         match serde_json::from_value::<SortField>(Value::String(s.to_owned())) {
             Ok(f) => query.pagination.sort_by = f,
-            Err(_) => problems.push(format!("`sort={s}`: expected created, updated, priority or status")),
+            Err(_) => problems.push(format!("`sort={}`: expected created, updated, priority or status", echo(s))),
         }
     }
     if let Some(o) = q.get("order") {
         match o.to_ascii_lowercase().as_str() {
             "asc" => query.pagination.sort_order = SortOrder::Asc,
             "desc" => query.pagination.sort_order = SortOrder::Desc,
-            _ => problems.push(format!("`order={o}`: expected asc or desc")),
+            _ => problems.push(format!("`order={}`: expected asc or desc", echo(o))),
         }
     }
     let num = |name: &str, problems: &mut Vec<String>| -> Option<usize> {
         let v = q.get(name)?;
-        v.parse().map_err(|_| problems.push(format!("`{name}={v}`: expected a non-negative integer"))).ok()
+        v.parse().map_err(|_| problems.push(format!("`{name}={}`: expected a non-negative integer", echo(v)))).ok()
     };
     if let Some(l) = num("limit", &mut problems) {
         if l == 0 || l > atmo_workers::query::MAX_PAGE_SIZE {
@@ -453,13 +453,17 @@ fn parse_query(q: &QueryPairs) -> Result<RequestQuery, ApiError> {
     if problems.is_empty() {
         Ok(query)
     } else {
+        // The message counts the problems; `details.errors` lists them (at most `MAX_ISSUES`).
         let n = problems.len();
-        Err(ApiError::bad_param(format!(
-            "{n} invalid query parameter{}: {}",
-            if n == 1 { "" } else { "s" },
-            problems.join("; ")
-        ))
-        .with_details(json!({"errors": problems})))
+        if n > MAX_ISSUES {
+            problems.truncate(MAX_ISSUES);
+            problems.push(format!("and {} more (only the first {MAX_ISSUES} are listed)", n - MAX_ISSUES));
+        }
+        let mut message = format!("{n} invalid query parameter{}", if n == 1 { "" } else { "s" });
+        if n == 1 {
+            message = format!("{message}: {}", problems[0]);
+        }
+        Err(ApiError::bad_param(message).with_details(json!({"errors": problems})))
     }
 }
 
@@ -525,7 +529,7 @@ async fn wait_for(
             Err(Error::WaitTimeout(_)) => Ok(None),
             Err(e) => Err(engine_error(state, &e)),
         },
-        _ = state.shutdown_signal() => Ok(None),
+        _ = state.closing_signal() => Ok(None),
     }
 }
 

@@ -35,6 +35,8 @@ impl Engine {
     }
 
     pub(crate) async fn query(&self, query: RequestQuery) -> Result<QueryPage> {
+        // Filters no store should be given (control characters in metadata keys), checked in the core.
+        query.check().map_err(|e| Error::InvalidQuery(e.to_string()))?;
         if let Some(c) = &query.pagination.cursor {
             atmo_core::Cursor::decode(c).map_err(|e| Error::InvalidQuery(e.to_string()))?;
         }

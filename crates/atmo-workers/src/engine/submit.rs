@@ -103,6 +103,8 @@ impl Engine {
             None if parameters.is_null() => Value::Object(Default::default()),
             None => parameters,
         };
+        // Bounds of the free-text options (lengths, control characters), checked in the core.
+        options.check().map_err(|errors| Error::Validation { task_id: task_id.clone(), errors })?;
         let SubmitOptions { priority, client_id, metadata, idempotency_key, run_at, delay, timeout, retry } = options;
         let priority = priority.unwrap_or(atmo_core::DEFAULT_PRIORITY);
         if !(atmo_core::MIN_PRIORITY..=atmo_core::MAX_PRIORITY).contains(&priority) {
