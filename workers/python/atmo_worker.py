@@ -23,7 +23,9 @@ raises ``TaskError`` (code, message, category, retryable); any other exception i
 ``processing`` failure. stdout belongs to the protocol: log with ``log()`` (stderr), which the
 engine records with the worker id.
 
-Run as a script, it serves the example manifest: ADD, WORD_COUNT, REVERSE, SLEEP, FAIL.
+Run as a script (``python3 atmo_worker.py``), as a module (``python -m atmo_worker``) or, once
+installed (``pip install ./workers/python``), as the ``atmo-worker`` command, it serves the
+example manifest: ADD, WORD_COUNT, REVERSE, SLEEP, FAIL.
 """
 
 import json
@@ -33,6 +35,9 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+
+__version__ = "0.1.0"
+__all__ = ["Worker", "Context", "TaskError", "log", "example_worker", "main", "PROTOCOL_VERSION"]
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -239,5 +244,10 @@ def example_worker():
     return worker
 
 
-if __name__ == "__main__":
+def main():
+    """Serves the example manifest on stdin/stdout (the ``atmo-worker`` command)."""
     example_worker().run()
+
+
+if __name__ == "__main__":
+    main()

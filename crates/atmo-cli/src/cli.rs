@@ -11,13 +11,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `atmo serve` runs the service (engine, banks, HTTP API, dashboard); the client commands
 /// (`submit`, `wait`, `get`, `query`, `tasks`, ...) talk to it.
 #[derive(Debug, Parser)]
-#[command(name = "atmo", version, propagate_version = true)]
+#[command(name = "atmo", version = env!("ATMO_VERSION"), propagate_version = true)]
 #[command(after_help = "Getting started:\n  \
                         atmo serve                   start the service (dashboard at http://127.0.0.1:7070/)\n  \
                         atmo tasks                   what can be submitted; `atmo tasks HASH` shows its parameters\n  \
                         atmo submit HASH '{\"data\":\"abc\"}' --wait   submit to it and wait for the result\n  \
                         atmo query --status failed   find requests\n  \
                         atmo exec HASH '{\"data\":\"abc\"}'  run one built-in request in this process, no service\n  \
+                        atmo backup atmo-backup.db   copy the service's store while it runs\n  \
+                        atmo completions bash        shell completions (bash, zsh, fish, ...)\n  \
                         atmo bench inproc            measure the engine (see `atmo bench --help`)\n\n\
                         Client exit codes: 0 done, 1 request failed/timed out/cancelled, 2 bad input,\n\
                         3 not found, 4 conflict, 5 server unreachable or unavailable, 6 unauthorized,\n\
@@ -81,6 +83,70 @@ pub(crate) enum Command {
     /// ratio (engine / baseline).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Copy the SQLite store to a new file: a consistent snapshot, taken while the service runs.
+    ///
+    /// The copy holds every request committed when it began (every submission acknowledged
+    /// by then) and is compacted; it is written beside DEST, synced, then renamed into place,
+    /// so DEST is never a partial file. The store is read, never written or locked: the
+    /// service keeps serving. Restore by stopping the service and putting the copy in place of
+    /// the database file (docs/service.md).
+    Backup(BackupArgs),
+    /// Print shell completions for atmo (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page of atmo (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+/// Options of `atmo backup`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  atmo backup backups/atmo-$(date +%F).db\n  \
+                        atmo backup --store sqlite:/var/lib/atmo/atmo.db /var/backups/atmo.db\n  \
+                        atmo backup --config /etc/atmo/atmo.toml /var/backups/atmo.db")]
+pub(crate) struct BackupArgs {
+    /// The file to write; it must not exist yet (unless --force).
+    #[arg(value_name = "DEST")]
+    pub(crate) dest: std::path::PathBuf,
+    /// The store to copy, `sqlite:PATH` [default: the configuration's, else
+    /// sqlite:./atmo-data/atmo.db].
+    #[arg(long, value_name = "STORE", env = "ATMO_STORE")]
+    pub(crate) store: Option<String>,
+    /// The service's TOML configuration file, to find its store.
+    #[arg(long, short, value_name = "FILE", env = "ATMO_CONFIG")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Replace DEST if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Options of `atmo completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  atmo completions bash > ~/.local/share/bash-completion/completions/atmo\n  \
+                        atmo completions zsh > ~/.zfunc/_atmo        (with fpath+=~/.zfunc)\n  \
+                        atmo completions fish > ~/.config/fish/completions/atmo.fish")]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Options of `atmo man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  atmo man | man -l -\n  \
+                        atmo man --dir /usr/local/share/man/man1     atmo.1, atmo-serve.1, ...")]
+pub(crate) struct ManArgs {
+    /// Write atmo.1 and a page per command (atmo-serve.1, ...) into this directory instead.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
+}
+
+/// How `atmo serve` writes its logs on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines (coloured only on a terminal, and not with NO_COLOR set).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers; the startup and shutdown notices too.
+    Json,
 }
 
 /// Options of `atmo serve`.
@@ -111,6 +177,9 @@ pub(crate) struct ServeArgs {
     /// Threads per built-in bank [default: the manifest's concurrency, at most the cores].
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(crate) builtin_workers: Option<usize>,
+    /// The format of the logs on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "ATMO_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
 }
 
 /// Options of `atmo worker`.

@@ -306,3 +306,141 @@ fn sigterm_keeps_serving_during_the_drain_then_closes() {
     assert!(status.success(), "{status}");
     assert!(std::net::TcpStream::connect(&addr).is_err(), "the listener is closed");
 }
+
+/// `atmo backup` next to a running service while a client keeps submitting: a service started
+/// on the copy has every request whose submission was acknowledged before the backup began.
+#[test]
+fn a_backup_taken_under_load_restores_every_acknowledged_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Arc::new(Service::start(dir.path(), free_port()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let submitter = {
+        let (svc, stop, acked) = (svc.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let out = svc.cli(&["submit", "SLEEP", &format!("{{\"ms\":{}}}", 1 + n % 3)]);
+                assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+                acked.lock().unwrap().push(stdout(&out).trim().to_owned());
+                n += 1;
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 20 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = acked.lock().unwrap().clone();
+    let copy = dir.path().join("backup.db");
+    let store = format!("sqlite:{}", dir.path().join("data/atmo.db").display());
+    let backup = svc.cli(&["backup", "--store", &store, copy.to_str().unwrap()]);
+    assert_eq!(backup.status.code(), Some(0), "{}", String::from_utf8_lossy(&backup.stderr));
+    assert!(stdout(&backup).starts_with("backed up "), "{}", stdout(&backup));
+    // A second backup to the same file is refused; the first is kept.
+    let again = svc.cli(&["backup", "--store", &store, copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let during = acked.lock().unwrap().len();
+    while acked.lock().unwrap().len() < during + 5 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    submitter.join().unwrap();
+    Arc::into_inner(svc).unwrap().terminate();
+
+    // Restore: the copy in place of a (new) service's database.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(restored.path().join("data")).unwrap();
+    std::fs::copy(&copy, restored.path().join("data/atmo.db")).unwrap();
+    let svc = Service::start(restored.path(), free_port());
+    for id in &before {
+        let r = svc.json(&["get", id, "--json"]);
+        assert_eq!(r["request"]["requestId"].as_str(), Some(id.as_str()));
+    }
+    svc.terminate();
+}
+
+/// A `atmo serve` with a memory store and one process bank whose workers write a line to their
+/// stderr (which the service logs at `info`), its stdout and stderr captured (not a terminal),
+/// stopped with SIGTERM once it answers; returns (stdout, stderr).
+fn serve_captured(extra: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("atmo.toml");
+    let script = repo_root().join("workers/python/atmo_worker.py");
+    let manifest = repo_root().join("workers/example-manifest.json");
+    let shell = format!("echo from-the-worker >&2; exec python3 {}", script.display());
+    std::fs::write(
+        &config,
+        format!(
+            "[[banks]]\nid = \"python\"\nmanifest = {manifest:?}\nworkers = 1\n\
+             command = {{ program = \"sh\", args = [\"-c\", {shell:?}] }}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_atmo"))
+        .args(["serve", "--store", "memory", "--no-builtins", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--config", config.to_str().unwrap()])
+        .args(extra)
+        .env("ATMO_LOG", "info")
+        .env_remove("ATMO_TOKEN")
+        .env_remove("ATMO_LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut svc = Service { child, url };
+    // Read both pipes as the service writes them, so a full pipe never blocks it.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut pipe.unwrap(), &mut text).unwrap();
+            text
+        })
+    };
+    let out = drain(svc.child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(svc.child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while svc.cli(&["metrics", "--json"]).status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "atmo serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    svc.terminate();
+    drop(dir);
+    (out.join().unwrap(), err.join().unwrap())
+}
+
+/// `--log-format json`: every line on stderr is one JSON object (the start banner and the
+/// shutdown notices too), nothing on stdout.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (out, err) = serve_captured(&["--log-format", "json"]);
+    assert_eq!(out, "", "stdout stays empty with JSON logs");
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"serving"), "{messages:?}");
+    assert!(messages.contains(&"stopped"), "{messages:?}");
+    let serving = lines.iter().find(|l| l["fields"]["message"] == "serving").unwrap();
+    assert!(serving["fields"]["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{serving}");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{err}");
+    assert!(err.contains("from-the-worker"), "what workers write to stderr is a JSON line too: {err}");
+}
+
+/// Text logs to a pipe (a journal, a file) carry no ANSI escape codes.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let (out, err) = serve_captured(&[]);
+    assert!(out.contains("Atmo Workers is serving on http://127.0.0.1:"), "{out}");
+    let worker_line = err.lines().find(|l| l.contains("from-the-worker")).unwrap_or_else(|| panic!("{err}"));
+    assert!(worker_line.contains(" INFO "), "{worker_line:?}");
+    assert!(err.contains("atmo: stopped"), "{err}");
+    assert!(!err.contains('\u{1b}') && !out.contains('\u{1b}'), "escape codes in {err:?}");
+}

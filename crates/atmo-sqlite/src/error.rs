@@ -24,6 +24,10 @@ pub enum Error {
     /// The lock file next to the database could not be opened.
     #[error("lock file i/o failed")]
     Io(#[from] std::io::Error),
+    /// A backup could not be made: its source is missing, its destination exists, or writing,
+    /// syncing or renaming the copy failed.
+    #[error("the backup could not be made")]
+    Backup(#[source] std::io::Error),
     /// A store-level failure (bad cursor, corrupt row, ...).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -32,7 +32,10 @@
 //!   counts and the exact `total` of queries filtered by status and task without scanning.
 //! - The schema is versioned; opening an older file migrates it (see [`SCHEMA_VERSION`]).
 //! - [`SqliteOptions`] and [`Synchronous`] choose durability against speed.
+//! - [`backup`] and [`SqliteStore::backup`] copy a consistent snapshot of a store that is
+//!   open and being written (`VACUUM INTO` in one read transaction), for `atmo backup`.
 
+mod backup;
 mod cache;
 mod error;
 mod options;
@@ -44,6 +47,7 @@ mod store;
 mod sync;
 mod write;
 
+pub use backup::{BackupReport, Overwrite, backup};
 pub use error::Error;
 pub use options::{SqliteOptions, Synchronous};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};

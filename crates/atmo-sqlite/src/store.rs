@@ -15,6 +15,7 @@ use crossbeam_channel::Sender;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use crate::backup::{self, BackupReport, Overwrite};
 use crate::error::Error;
 use crate::options::{SqliteOptions, Synchronous};
 use crate::runtime::{Finisher, Msg, ReadJob, Replies, WriteCtx, WriteJob, run_reader, run_writer};
@@ -159,6 +160,21 @@ impl SqliteStore {
     /// [`StoreError::Backend`] when SQLite fails; [`StoreError::Closed`] after a shutdown.
     pub fn rescue_orphans(&self, now: Timestamp, reason: &'static str) -> StoreFuture<'_, Vec<RequestId>> {
         self.write(move |ctx| write::rescue_all_running(ctx, now, reason))
+    }
+
+    /// Copies the store to a new file `dest` while it keeps serving: a consistent snapshot of
+    /// everything committed when the copy begins (every call answered before this one was
+    /// made), compacted, synced and renamed into place (see [`backup`](crate::backup())).
+    ///
+    /// It runs on a read connection (the writer is not held up) or, for an in-memory store,
+    /// on the writer's.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when `dest` exists (with [`Overwrite::Refuse`]) or SQLite or the
+    /// file system fails; [`StoreError::Closed`] after a shutdown.
+    pub fn backup(&self, dest: impl AsRef<Path>, overwrite: Overwrite) -> StoreFuture<'_, BackupReport> {
+        let dest = dest.as_ref().to_path_buf();
+        self.read(move |conn| backup::copy(conn, &dest, overwrite).map_err(Error::from))
     }
 
     /// The file, for a file store.

@@ -3,6 +3,7 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup;
 mod common;
 mod conformance;
 mod durability;

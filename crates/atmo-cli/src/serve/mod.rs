@@ -3,6 +3,9 @@
 //! of the configuration ([`config`]), and the HTTP API with its dashboard ([`atmo_server`]).
 //! SIGINT or SIGTERM stops intake, lets running requests finish for the `drain` period, and
 //! leaves what is left in the store for the next start.
+//!
+//! With `--log-format json` every line on stderr is a JSON object, the start banner and the
+//! shutdown notices included (as events of the `atmo::serve` target); stdout stays empty.
 
 pub(crate) mod config;
 
@@ -16,7 +19,7 @@ use atmo_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use atmo_workers::{BankSpec, Manifest, SubmitOptions, WorkerManager};
 
 use self::config::{Overrides, ServeConfig, StoreChoice};
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 
 /// Runs the service until a signal stops it.
 ///
@@ -40,11 +43,12 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, args.log_format))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig, log_format: LogFormat) -> anyhow::Result<()> {
+    let json = log_format == LogFormat::Json;
     let mut builder = WorkerManager::builder().name("atmo");
     let mut cron_state = None;
     let store_desc = match &config.store {
@@ -116,24 +120,44 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (is another service using it?)", config.bind))?;
     let addr = listener.local_addr().context("the listener has no address")?;
     let banks = manager.banks();
-    println!("Atmo Workers is serving on http://{addr}/");
-    println!("  dashboard  http://{addr}/{}", if config.token.is_some() { "?token=<your token>" } else { "" });
-    println!("  API        http://{addr}/v1   (OpenAPI: http://{addr}/openapi.json)");
-    println!("  store      {store_desc}");
-    println!("  banks      {}", banks.iter().map(|b| b.bank_id.to_string()).collect::<Vec<_>>().join(", "));
-    println!("Stop with Ctrl-C (running requests get {} s to finish).", config.drain.as_secs());
+    let bank_ids = banks.iter().map(|b| b.bank_id.to_string()).collect::<Vec<_>>().join(", ");
+    let drain_secs = config.drain.as_secs();
+    if json {
+        tracing::info!(target: "atmo::serve", url = %format!("http://{addr}/"), store = %store_desc, banks = %bank_ids,
+            drain_secs, token = config.token.is_some(), "serving");
+    } else {
+        println!("Atmo Workers is serving on http://{addr}/");
+        println!("  dashboard  http://{addr}/{}", if config.token.is_some() { "?token=<your token>" } else { "" });
+        println!("  API        http://{addr}/v1   (OpenAPI: http://{addr}/openapi.json)");
+        println!("  store      {store_desc}");
+        println!("  banks      {}", bank_ids);
+        println!("Stop with Ctrl-C (running requests get {} s to finish).", drain_secs);
+    }
     let drain = config.drain;
     let signal = async move {
         shutdown_signal().await;
-        eprintln!(
-            "atmo: shutting down: new submissions get 503, reads and result waits still work; draining for up to {} s",
-            drain.as_secs()
+        notice(
+            json,
+            &format!(
+                "shutting down: new submissions get 503, reads and result waits still work; draining for up to {} s",
+                drain.as_secs()
+            ),
         );
     };
     // Keeps serving during the drain, then closes the listener.
     server.serve_with_drain(listener, signal, drain).await.context("the HTTP service failed")?;
-    eprintln!("atmo: stopped");
+    notice(json, "stopped");
     Ok(())
+}
+
+/// A notice of the service's own (not a log of the engine's): a line on stderr, or with JSON
+/// logs an event like every other line.
+fn notice(json: bool, message: &str) {
+    if json {
+        tracing::info!(target: "atmo::serve", "{message}");
+    } else {
+        eprintln!("atmo: {message}");
+    }
 }
 
 /// A thread bank per selected built-in manifest, then the process banks.

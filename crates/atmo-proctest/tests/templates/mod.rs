@@ -19,16 +19,23 @@ fn example_manifest() -> Manifest {
     b.build().unwrap()
 }
 
-async fn template_bank(interpreter: &str, script: &str) -> WorkerManager {
-    let program = crate::support::interpreter(interpreter)
-        .unwrap_or_else(|| panic!("`{interpreter}` is needed to test the {script} template"));
-    let m = manager().await;
-    let command = CommandSpec {
-        program,
-        args: vec![repo_root().join(script).to_string_lossy().into_owned()],
-        env: Default::default(),
-        working_dir: None,
+/// The template's source file run by its interpreter or, when `installed` names an environment
+/// variable that is set, the command in it (split on whitespace): CI points it at the
+/// `atmo-worker` command of the installed package, to test what users install.
+async fn template_bank(interpreter: &str, script: &str, installed: &str) -> WorkerManager {
+    let (program, args) = match std::env::var(installed) {
+        Ok(cmd) if !cmd.trim().is_empty() => {
+            let mut words = cmd.split_whitespace().map(str::to_owned);
+            (words.next().unwrap(), words.collect())
+        }
+        _ => {
+            let program = crate::support::interpreter(interpreter)
+                .unwrap_or_else(|| panic!("`{interpreter}` is needed to test the {script} template"));
+            (program, vec![repo_root().join(script).to_string_lossy().into_owned()])
+        }
     };
+    let m = manager().await;
+    let command = CommandSpec { program, args, env: Default::default(), working_dir: None };
     m.initialize_process_bank(
         BankSpec::new("template", example_manifest()).workers(2).command(command).process_config(fast_config()),
     )
@@ -99,10 +106,10 @@ async fn exercise(m: WorkerManager) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_template_serves_the_example_manifest() {
-    exercise(template_bank("python3", "workers/python/atmo_worker.py").await).await;
+    exercise(template_bank("python3", "workers/python/atmo_worker.py", "ATMO_TEST_PYTHON_WORKER").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_template_serves_the_example_manifest() {
-    exercise(template_bank("node", "workers/node/atmo-worker.mjs").await).await;
+    exercise(template_bank("node", "workers/node/atmo-worker.mjs", "ATMO_TEST_NODE_WORKER").await).await;
 }
