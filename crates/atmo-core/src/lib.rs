@@ -20,6 +20,7 @@
 //!   changes as they happen.
 
 pub mod bank;
+mod cancel;
 pub mod error;
 pub mod event;
 pub mod handler;
