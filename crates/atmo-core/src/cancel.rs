@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::Event;
 
-use crate::error::TaskError;
+use crate::failure::TaskError;
 
 /// Signals a handler that its attempt is over (timed out, cancelled, shutting down).
 ///
@@ -131,7 +131,7 @@ impl CancellationToken {
     pub fn check(&self) -> Result<(), TaskError> {
         if self.is_cancelled() {
             Err(TaskError::fatal("CANCELLED", "the attempt was cancelled or timed out")
-                .with_category(crate::error::ErrorCategory::Cancelled))
+                .with_category(crate::failure::ErrorCategory::Cancelled))
         } else {
             Ok(())
         }

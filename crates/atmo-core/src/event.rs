@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::RequestError;
+use crate::failure::RequestError;
 use crate::id::RequestId;
 use crate::status::RequestStatus;
 use crate::time::Timestamp;

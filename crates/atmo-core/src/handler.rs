@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use crate::cancel::CancellationToken;
-use crate::error::TaskError;
+use crate::failure::TaskError;
 use crate::id::RequestId;
 use crate::time::Timestamp;
 
@@ -72,7 +72,7 @@ impl Resources {
                 "MISSING_RESOURCE",
                 format!("no resource of type {} was injected into this bank", type_name::<T>()),
             )
-            .with_category(crate::error::ErrorCategory::System)
+            .with_category(crate::failure::ErrorCategory::System)
         })
     }
 

@@ -23,6 +23,7 @@ pub mod bank;
 mod cancel;
 pub mod error;
 pub mod event;
+mod failure;
 pub mod handler;
 pub mod id;
 pub mod manifest;

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{ErrorCategory, TaskError};
+use crate::failure::{ErrorCategory, TaskError};
 use crate::id::RequestId;
 
 /// The protocol version this crate speaks.

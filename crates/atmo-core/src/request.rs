@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::bank::{Bank, Capability, Task};
-use crate::error::RequestError;
+use crate::failure::RequestError;
 use crate::id::RequestId;
 use crate::retry::RetryPolicy;
 use crate::status::RequestStatus;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCategory;
+use crate::failure::ErrorCategory;
 
 /// When and how often a failed attempt is retried.
 ///

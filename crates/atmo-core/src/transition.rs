@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::RequestError;
+use crate::failure::RequestError;
 use crate::id::RequestId;
 use crate::request::{HistoryEntry, Progress, Request};
 use crate::status::RequestStatus;
