@@ -35,6 +35,7 @@
 
 mod cache;
 mod error;
+mod health;
 mod options;
 mod read;
 mod row;

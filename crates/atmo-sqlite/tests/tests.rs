@@ -5,5 +5,6 @@
 
 mod common;
 mod conformance;
+mod corruption;
 mod durability;
 mod migration;
