@@ -40,11 +40,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, args.skip_integrity_check))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig, skip_integrity_check: bool) -> anyhow::Result<()> {
     let mut builder = WorkerManager::builder().name("atmo");
     let mut cron_state = None;
     let store_desc = match &config.store {
@@ -57,7 +57,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 cron_state = Some("cron.json".into());
             }
             let sync = if config.synchronous_normal { Synchronous::Normal } else { Synchronous::Full };
-            let store = SqliteStore::open(path, SqliteOptions::default().synchronous(sync))
+            let options = SqliteOptions::default().synchronous(sync).integrity_check(!skip_integrity_check);
+            let store = SqliteStore::open(path, options)
                 .with_context(|| format!("cannot open the store {}", path.display()))?;
             builder = builder.configure(|b| b.shared_store(Arc::new(store)));
             format!("sqlite:{}", path.display())
