@@ -43,8 +43,26 @@ fn encoded() -> impl Strategy<Value = String> {
         any::<u8>().prop_map(|b| format!("%{b:02X}")),
         any::<i128>().prop_map(|n| n.to_string()),
         prop::sample::select(vec![
-            "%7B%22a%22%3A1%7D", "%5B%5D", "null", "-1", "0", "11", "1e309", "pending", "completed", "asc", "DESC",
-            "created", "2024-01-01T00:00:00Z", "%2B", "+", "%", "%G0", "&", "=", "==",
+            "%7B%22a%22%3A1%7D",
+            "%5B%5D",
+            "null",
+            "-1",
+            "0",
+            "11",
+            "1e309",
+            "pending",
+            "completed",
+            "asc",
+            "DESC",
+            "created",
+            "2024-01-01T00:00:00Z",
+            "%2B",
+            "+",
+            "%",
+            "%G0",
+            "&",
+            "=",
+            "==",
         ])
         .prop_map(str::to_owned),
     ];
@@ -53,11 +71,7 @@ fn encoded() -> impl Strategy<Value = String> {
 
 fn query_string() -> impl Strategy<Value = String> {
     prop::collection::vec((key(), encoded(), any::<bool>()), 0..6).prop_map(|pairs| {
-        pairs
-            .into_iter()
-            .map(|(k, v, bare)| if bare { k } else { format!("{k}={v}") })
-            .collect::<Vec<_>>()
-            .join("&")
+        pairs.into_iter().map(|(k, v, bare)| if bare { k } else { format!("{k}={v}") }).collect::<Vec<_>>().join("&")
     })
 }
 
@@ -68,7 +82,8 @@ fn any_query_string_gets_a_page_or_a_400() {
     // A few requests, so that pages are not empty.
     rt.block_on(async {
         for i in 0..3 {
-            app.submit(serde_json::json!({"taskId": "add", "parameters": {"a": i, "b": 1}, "metadata": {"n": i}})).await;
+            app.submit(serde_json::json!({"taskId": "add", "parameters": {"a": i, "b": 1}, "metadata": {"n": i}}))
+                .await;
         }
     });
     let config = ProptestConfig { cases: 1_000, failure_persistence: None, ..ProptestConfig::default() };
