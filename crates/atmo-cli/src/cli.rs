@@ -180,6 +180,11 @@ pub(crate) struct ServeArgs {
     /// The format of the logs on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", env = "ATMO_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+    /// Open the SQLite store without its integrity check (`PRAGMA quick_check`, which reads the
+    /// whole file: about a second per few hundred MB). Damage is still caught when a read meets
+    /// it, which then stops the store's writes.
+    #[arg(long)]
+    pub(crate) skip_integrity_check: bool,
 }
 
 /// Options of `atmo worker`.
@@ -232,6 +237,39 @@ pub(crate) enum BenchCommand {
     /// The HTTP API on loopback against the engine called in-process.
     #[command(long_about = HTTP_LONG_ABOUT)]
     Http(HttpArgs),
+    /// A short-task bank's throughput with and without a long-task bank busy beside it.
+    #[command(long_about = ISOLATION_LONG_ABOUT)]
+    Isolation(IsolationArgs),
+}
+
+const ISOLATION_LONG_ABOUT: &str = "\
+A short-task bank (builtin-crypto, HASH) beside a long-task bank
+(builtin-computation, MONTE_CARLO_PI), both as atmo serve starts them.
+
+Scenarios:
+
+  isolation-memory  HASH requests/s (5,000, in batches of 100 awaited) with 40
+                    MONTE_CARLO_PI of 2e7 iterations submitted just before;
+                    baseline: the same HASH requests alone. Memory store.
+  isolation-sqlite  the same on a fresh SQLite store file (default options).
+
+Target: ratio >= 0.8 (one bank cannot slow another). Each scenario runs --repeat
+times, alternating with its baseline, and reports the median of each.";
+
+/// Options of `atmo bench isolation`.
+#[derive(Debug, Args)]
+pub(crate) struct IsolationArgs {
+    /// Print one JSON object per line instead of aligned text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) runs: RunArgs,
+
+    /// Where the SQLite runs' temporary store directories are made [default: the system's
+    /// temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
 }
 
 const HTTP_LONG_ABOUT: &str = "\

@@ -96,7 +96,7 @@ pub enum Error {
     },
     /// No event matching the condition arrived within the time limit.
     #[error("no matching event arrived within {} ms", .0.as_millis())]
-    EventTimeout(Duration),
+    EventTimeout(std::time::Duration),
     /// An invariant of the engine did not hold (a bug: please report it).
     #[error("internal error: {0}")]
     Internal(&'static str),

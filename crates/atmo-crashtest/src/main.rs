@@ -5,10 +5,14 @@
 //! whose handler sleeps 0–2 ms and answers `{"n": params.n}`, then submits `{"n": k}` with
 //! idempotency key `k` for `k = first-key, first-key + 1, ...`. After each `submit` returns
 //! (the request is committed) it prints `ACK <k> <request-id>` on stdout and flushes, so every
-//! line the test reads is a request the store promised to keep. It runs until it is killed.
+//! line the test reads is a request the store promised to keep. The first request its bank runs
+//! is held (the handler waits until it is cancelled) and announced with `HELD <n>`, so that a
+//! kill after that line always finds a request to rescue. It runs until it is killed.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -45,14 +49,27 @@ fn run() -> anyhow::Result<()> {
         let store = open(std::path::Path::new(&path))?;
         let manager = WorkerManager::builder().name("crash-child").store(store).start().await?;
         let manifest = Manifest::builder("crash").action(ActionDefinition::new(TASK).lenient()).build()?;
-        let handler = Handler::sync(|_ctx, params| {
+        let held = Arc::new(AtomicBool::new(false));
+        let handler = Handler::sync(move |ctx, params| {
+            if !held.swap(true, Ordering::AcqRel) {
+                // A failed write shows as a child that never holds anything: the test fails.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "HELD {}", params["n"]).and_then(|()| out.flush());
+                drop(out);
+                // Held until the kill (or a cancellation) ends it.
+                while !ctx.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                ctx.cancel.check()?;
+            }
             std::thread::sleep(Duration::from_micros(fastrand::u64(0..=2_000)));
             Ok(json!({ "n": params["n"] }))
         });
         manager.initialize_worker_bank(
             BankSpec::new("crash-bank", manifest).workers(2).handlers(Handlers::new().on(TASK, handler)),
         )?;
-        let mut out = std::io::stdout().lock();
+        // Locked per line: the handler prints too.
+        let mut out = std::io::stdout();
         for k in first.. {
             let id =
                 manager.submit(TASK, json!({ "n": k }), SubmitOptions::new().idempotency_key(k.to_string())).await?;

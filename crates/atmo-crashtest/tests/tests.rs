@@ -51,6 +51,8 @@ fn acknowledged_requests_survive_sigkill() -> anyhow::Result<()> {
             next_key = next_key.max(k + 1);
         }
         let report = runtime.block_on(check(&path, &acked))?;
+        // The child held a request when it was killed (see `run_child`).
+        ensure!(report.rescued > 0, "round {round}: nothing was running when the child was killed");
         total_rescued += report.rescued;
         println!(
             "round {round}: {this_round} acked ({} in all), {} stored, {} rescued",
@@ -60,11 +62,13 @@ fn acknowledged_requests_survive_sigkill() -> anyhow::Result<()> {
         );
     }
     println!("{ROUNDS} rounds: {} acked, {total_rescued} rescued", acked.len());
+    ensure!(total_rescued >= ROUNDS, "{total_rescued} rescued in {ROUNDS} rounds");
     Ok(())
 }
 
-/// Runs the child from key `first`, kills it 50–400 ms after its first ACK and returns the
-/// ACKs it printed.
+/// Runs the child from key `first`, kills it 50–400 ms after its first ACK and the start of
+/// the request it holds (so the kill always lands while a request runs), and returns the ACKs
+/// it printed.
 fn run_child(path: &Path, first: u64) -> anyhow::Result<Vec<(u64, RequestId)>> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atmo-crash-child"))
         .arg(path)
@@ -75,29 +79,34 @@ fn run_child(path: &Path, first: u64) -> anyhow::Result<Vec<(u64, RequestId)>> {
         .spawn()
         .context("cannot start atmo-crash-child")?;
     let stdout = child.stdout.take().context("the child has no stdout")?;
-    let (started, first_ack) = mpsc::channel();
+    let (started, ready) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut acks = Vec::new();
+        let mut held = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             // A line cut short by the kill has no complete id and does not parse: it was never
             // a complete acknowledgement.
+            let was_ready = held && !acks.is_empty();
             if let Some(ack) = parse_ack(&line) {
-                if acks.is_empty() {
-                    let _ = started.send(());
-                }
                 acks.push(ack);
+            } else if line.starts_with("HELD ") {
+                held = true;
+            }
+            if !was_ready && held && !acks.is_empty() {
+                let _ = started.send(());
             }
         }
         acks
     });
-    // The kill window starts at the first ACK so that a slow start-up does not eat it.
-    let waited = first_ack.recv_timeout(Duration::from_secs(120));
+    // The kill window starts once the child acknowledged a request and holds one, so that a
+    // slow start-up does not eat it and the kill always finds a request to rescue.
+    let waited = ready.recv_timeout(Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(fastrand::u64(50..=400)));
     child.kill().context("cannot kill the child")?;
     let status = child.wait()?;
     let acks = reader.join().map_err(|_| anyhow!("the stdout reader panicked"))?;
-    ensure!(waited.is_ok(), "the child acknowledged nothing before it ended ({status})");
+    ensure!(waited.is_ok(), "the child acknowledged or held nothing before it ended ({status})");
     Ok(acks)
 }
 

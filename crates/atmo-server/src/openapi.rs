@@ -21,8 +21,9 @@ pub(crate) struct ErrorBody {
     code: String,
     /// What went wrong and what would be right.
     message: String,
-    /// Structured details: `errors` (every validation problem), `knownTasks`, `index` (batch), ...
-    #[schema(value_type = Object)]
+    /// Structured details: `errors` (every validation problem), `knownTasks`, `index` (batch), ...;
+    /// `null` when there are none.
+    #[schema(value_type = Object, nullable)]
     details: Value,
 }
 

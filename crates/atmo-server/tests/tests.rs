@@ -3,6 +3,7 @@
 
 mod common;
 
+mod boundaries;
 mod cron;
 mod docs;
 mod errors;

@@ -38,13 +38,15 @@ impl From<Error> for StoreError {
         match e {
             Error::Store(s) => s,
             Error::Json(j) => StoreError::Corrupt(j.to_string()),
-            Error::Sqlite(ref s) if is_not_a_database(s) => StoreError::NotAStore(s.to_string()),
+            Error::Sqlite(ref s) if is_corrupt(s) => StoreError::Corrupt(s.to_string()),
             other => StoreError::Backend(Box::new(other)),
         }
     }
 }
 
-/// Whether SQLite says the file is not a database or is corrupt.
-pub(crate) fn is_not_a_database(e: &rusqlite::Error) -> bool {
+/// Whether SQLite says the file is corrupt or not a database (`SQLITE_CORRUPT`,
+/// `SQLITE_NOTADB`): the file passed the header check, so either way its pages cannot be
+/// trusted.
+pub(crate) fn is_corrupt(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
 }

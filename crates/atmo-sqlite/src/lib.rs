@@ -38,6 +38,7 @@
 mod backup;
 mod cache;
 mod error;
+mod health;
 mod options;
 mod read;
 mod row;

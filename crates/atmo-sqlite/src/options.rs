@@ -40,11 +40,23 @@ pub struct SqliteOptions {
     /// Milliseconds a connection waits for a lock held by another connection of this store
     /// (a checkpoint) before failing.
     pub busy_timeout_ms: u32,
+    /// Whether opening an existing file runs `PRAGMA quick_check` first and refuses a corrupt
+    /// file with [`StoreError::Corrupt`](atmo_core::StoreError::Corrupt) (default `true`). The
+    /// check reads the whole file once: about a second per few hundred MB (see the README's
+    /// durability section); turn it off to open a large file faster. Corruption met later is
+    /// still caught when SQLite reads the damaged page.
+    pub integrity_check: bool,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { synchronous: Synchronous::Full, readers: 2, max_batch: 4096, busy_timeout_ms: 5000 }
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 2,
+            max_batch: 4096,
+            busy_timeout_ms: 5000,
+            integrity_check: true,
+        }
     }
 }
 
@@ -57,6 +69,11 @@ impl SqliteOptions {
     /// Sets [`SqliteOptions::readers`].
     pub fn readers(mut self, n: usize) -> Self {
         self.readers = n;
+        self
+    }
+    /// Sets [`SqliteOptions::integrity_check`].
+    pub fn integrity_check(mut self, on: bool) -> Self {
+        self.integrity_check = on;
         self
     }
     /// Sets [`SqliteOptions::max_batch`].

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 
 use crate::cache::RowCache;
+use crate::health::Health;
 use crate::row::count_sql;
 use crate::sync::{Committed, Garbage, SyncState};
 
@@ -81,6 +82,14 @@ fn flush_counts(conn: &Connection, counts: Counts) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// What the writer shares with the store.
+pub(crate) struct WriterShared {
+    /// Write transactions committed.
+    pub(crate) commits: Arc<AtomicU64>,
+    /// Whether the store stopped: the writer then refuses every batch.
+    pub(crate) health: Arc<Health>,
+}
+
 /// Where the writer sends each batch's replies.
 pub(crate) enum Replies {
     /// Straight to the callers, after `COMMIT` (SQLite synced inside it, or durability was
@@ -147,10 +156,11 @@ pub(crate) fn run_writer(
     rx: Receiver<Msg>,
     mut seq: i64,
     max_batch: usize,
-    commits: Arc<AtomicU64>,
+    shared: WriterShared,
     replies: Replies,
     checkpoint: Option<Sender<()>>,
 ) {
+    let WriterShared { commits, health } = shared;
     let mut cache = RowCache::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -160,12 +170,12 @@ pub(crate) fn run_writer(
                 Err(_) => break,
             }
         }
+        if health.is_stopped() {
+            refuse(batch, &mut conn);
+            continue;
+        }
         let mut joiner = match &replies {
             Replies::AfterSync(_, state, synced) => {
-                if state.failed.load(Ordering::Acquire) {
-                    refuse(batch, &mut conn);
-                    continue;
-                }
                 // Signals of fsyncs that ended before this batch began.
                 while synced.try_recv().is_ok() {}
                 Some(Joiner {
@@ -207,13 +217,12 @@ pub(crate) fn run_writer(
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Refuses a batch after an fsync failed: its writes are not run (their callers get the
-/// store's stopped error, see `SqliteStore::write`), its reads are.
+/// Refuses a batch after the store stopped (see `health.rs`): its writes are not run (dropped,
+/// their callers get the store's stopped error, see `SqliteStore::write`), its reads are.
 fn refuse(batch: Vec<Msg>, conn: &mut Connection) {
-    let e = Arc::new(crate::sync::stopped_error());
     for m in batch {
         match m {
-            Msg::Write(job) => fail_unrun(job, &e),
+            Msg::Write(job) => drop(job),
             Msg::Read(r) => r(conn),
         }
     }

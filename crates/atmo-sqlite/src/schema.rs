@@ -190,20 +190,96 @@ fn v1_to_v2(tx: &Transaction<'_>) -> Result<(), Error> {
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Refuses, before SQLite touches it, a file that exists, is not empty and is not a SQLite
-/// database.
-pub(crate) fn check_header(path: &Path) -> Result<(), StoreError> {
+/// Where `PRAGMA application_id` sits in a database file's header (4 bytes, big-endian).
+const APPLICATION_ID_OFFSET: usize = 68;
+
+/// What is at a store's path before SQLite opens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileState {
+    /// Nothing: a new store.
+    Missing,
+    /// A SQLite database; `ours` when its header carries [`APPLICATION_ID`].
+    Sqlite {
+        /// Whether the header says Atmo Workers wrote it.
+        ours: bool,
+    },
+}
+
+/// Refuses, before SQLite touches it, a file that exists and is not a SQLite database, or is
+/// empty. An empty file is never new: a store writes its schema when it creates the file, so
+/// an existing empty one was truncated (SQLite would take it for a new database and write an
+/// empty store over it).
+pub(crate) fn check_header(path: &Path) -> Result<FileState, StoreError> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
         Err(e) => return Err(StoreError::Backend(Box::new(e))),
     };
-    let mut head = Vec::with_capacity(16);
-    (&mut file).take(16).read_to_end(&mut head).map_err(|e| StoreError::Backend(Box::new(e)))?;
-    if head.is_empty() || head.as_slice() == SQLITE_HEADER {
-        return Ok(());
+    let mut head = Vec::with_capacity(100);
+    (&mut file).take(100).read_to_end(&mut head).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    if head.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "{} is empty: a store file is never empty once created, so it was truncated; restore it \
+             from a backup, or delete it to start an empty store",
+            path.display()
+        )));
     }
-    Err(StoreError::NotAStore(format!("{} is not a SQLite database", path.display())))
+    if !head.starts_with(SQLITE_HEADER) {
+        return Err(StoreError::NotAStore(format!("{} is not a SQLite database", path.display())));
+    }
+    let ours = head
+        .get(APPLICATION_ID_OFFSET..APPLICATION_ID_OFFSET + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .is_some_and(|b| i32::from_be_bytes(b) == APPLICATION_ID);
+    Ok(FileState::Sqlite { ours })
+}
+
+/// Most problems `PRAGMA quick_check` lists in an error.
+const MAX_PROBLEMS: usize = 5;
+
+/// Runs `PRAGMA quick_check` (every page and index entry is well-formed, without comparing
+/// the indexes with their tables, which `integrity_check` adds); a file that fails it is
+/// refused: [`StoreError::Corrupt`] for a file whose header says it is ours, else
+/// [`StoreError::NotAStore`]. It reads the whole file once (see the README's durability
+/// section for its cost).
+pub(crate) fn quick_check(conn: &Connection, path: &Path, ours: bool) -> Result<(), StoreError> {
+    let problems = (|| {
+        let mut stmt = conn.prepare(&format!("PRAGMA quick_check({MAX_PROBLEMS})"))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<String>, _>>()
+    })();
+    let problems = match problems {
+        Ok(p) if p.len() == 1 && p[0] == "ok" => return Ok(()),
+        Ok(p) => p.join("; "),
+        Err(e) if crate::error::is_corrupt(&e) => e.to_string(),
+        Err(e) => return Err(Error::from(e).into()),
+    };
+    Err(corrupt(path, ours, &problems))
+}
+
+/// An error of the first reads and the migration at open: corruption says so (see
+/// [`quick_check`]), anything else is passed on.
+pub(crate) fn corrupt_at_open(e: Error, path: &Path, ours: bool) -> StoreError {
+    match crate::health::corruption(&e) {
+        Some(cause) => corrupt(path, ours, &cause),
+        None => e.into(),
+    }
+}
+
+fn corrupt(path: &Path, ours: bool, problems: &str) -> StoreError {
+    if ours {
+        StoreError::Corrupt(format!(
+            "{} is a corrupt Atmo Workers store (SQLite: {problems}); restore it from a backup, or try \
+             `sqlite3 {} .recover` into a new file",
+            path.display(),
+            path.display()
+        ))
+    } else {
+        StoreError::NotAStore(format!(
+            "{} is not an Atmo Workers store, and SQLite reports it corrupt ({problems})",
+            path.display()
+        ))
+    }
 }
 
 /// Checks that `conn` is an empty database or one of ours at a version we know, then migrates

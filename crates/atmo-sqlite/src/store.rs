@@ -17,8 +17,10 @@ use tokio::sync::oneshot;
 
 use crate::backup::{self, BackupReport, Overwrite};
 use crate::error::Error;
+use crate::health::Health;
 use crate::options::{SqliteOptions, Synchronous};
-use crate::runtime::{Finisher, Msg, ReadJob, Replies, WriteCtx, WriteJob, run_reader, run_writer};
+use crate::runtime::{Finisher, Msg, ReadJob, Replies, WriteCtx, WriteJob, WriterShared, run_reader, run_writer};
+use crate::schema::FileState;
 use crate::sync::{SyncState, WRITER_CHECKPOINT_PAGES, Wal, run_checkpointer, run_syncer};
 use crate::{read, row, schema, write};
 
@@ -36,6 +38,17 @@ use crate::{read, row, schema, write};
 /// reached the disk is unknown, so the store stops writing: every write from then on fails
 /// with an error naming the failed fsync (reads still work); reopening the file recovers what
 /// is on disk.
+///
+/// # Corruption
+///
+/// Opening an existing file runs `PRAGMA quick_check` (unless
+/// [`SqliteOptions::integrity_check`] is off) and refuses a damaged one with
+/// [`StoreError::Corrupt`]; an existing file of zero bytes is refused the same way (a store
+/// file is never empty once created, so it was truncated; taken for a new file, it would be
+/// written over). When SQLite meets damage later (`SQLITE_CORRUPT`, `SQLITE_NOTADB` on any
+/// connection), the call fails with [`StoreError::Corrupt`], the cause is logged, and the store
+/// stops as after a failed fsync: [`Store::health`] returns the error and every write is
+/// refused with it; reads still run.
 ///
 /// # One owner
 ///
@@ -71,8 +84,10 @@ pub struct SqliteStore {
     threads: Vec<JoinHandle<()>>,
     /// Write transactions committed since the store opened.
     commits: Arc<AtomicU64>,
-    /// The sync thread's failure flag and fsync count, when it runs.
+    /// The sync thread's fsync count, when it runs.
     sync: Option<Arc<SyncState>>,
+    /// Whether the store stopped writing, and why (a failed fsync, a corrupt file).
+    health: Arc<Health>,
     path: Option<PathBuf>,
     /// Held for the store's lifetime; dropped after the threads have stopped.
     lock: Option<File>,
@@ -86,15 +101,27 @@ impl SqliteStore {
     /// - [`StoreError::Locked`] when another store holds the file;
     /// - [`StoreError::NotAStore`] when the file is not an Atmo Workers store (it is not
     ///   modified);
+    /// - [`StoreError::Corrupt`] when the file is ours but damaged, or empty (it is not
+    ///   modified);
     /// - [`StoreError::SchemaTooNew`] when a newer version wrote it;
     /// - [`StoreError::Backend`] when SQLite or the file system fails.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let lock = lock_file(path)?;
-        schema::check_header(path)?;
-        let mut conn = Connection::open(path).map_err(Error::from)?;
-        configure(&conn, &options)?;
-        schema::migrate(&mut conn)?;
+        let file = schema::check_header(path)?;
+        // A file that SQLite finds corrupt at its first reads is refused saying so.
+        let at_open = |e: Error| match file {
+            FileState::Sqlite { ours } => schema::corrupt_at_open(e, path, ours),
+            FileState::Missing => e.into(),
+        };
+        let mut conn = Connection::open(path).map_err(|e| at_open(e.into()))?;
+        configure(&conn, &options).map_err(at_open)?;
+        if let FileState::Sqlite { ours } = file
+            && options.integrity_check
+        {
+            schema::quick_check(&conn, path, ours)?;
+        }
+        schema::migrate(&mut conn).map_err(at_open)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(Error::from)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!("SQLite refused WAL mode (journal mode is {mode})").into()));
@@ -202,13 +229,14 @@ impl SqliteStore {
             )
             .map_err(Error::from)?;
         let mut threads = Vec::new();
+        let health = Arc::new(Health::default());
         let (wtx, wrx) = crossbeam_channel::unbounded();
         let max_batch = options.max_batch;
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
         let (replies, sync) = match wal {
             Some(wal) => {
-                let state = Arc::new(SyncState::new());
+                let state = Arc::new(SyncState::new(health.clone()));
                 let (stx, srx) = crossbeam_channel::unbounded();
                 let (done_tx, done_rx) = crossbeam_channel::bounded(1);
                 let s = state.clone();
@@ -225,8 +253,9 @@ impl SqliteStore {
             }
             None => None,
         };
+        let shared = WriterShared { commits: counter, health: health.clone() };
         threads.push(spawn("atmo-sqlite-writer", move || {
-            run_writer(conn, wrx, seq, max_batch, counter, replies, checkpoint);
+            run_writer(conn, wrx, seq, max_batch, shared, replies, checkpoint);
         })?);
         let readers_tx = if readers.is_empty() {
             None
@@ -238,7 +267,16 @@ impl SqliteStore {
             }
             Some(rtx)
         };
-        Ok(SqliteStore { writer: Some(wtx), readers: readers_tx, threads, commits, sync, path: None, lock: None })
+        Ok(SqliteStore {
+            writer: Some(wtx),
+            readers: readers_tx,
+            threads,
+            commits,
+            sync,
+            health,
+            path: None,
+            lock: None,
+        })
     }
 
     /// Runs `f` in the writer's next batch; resolves after the batch commits. `f` may run more
@@ -247,6 +285,7 @@ impl SqliteStore {
         &self,
         mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T, Error> + Send + 'static,
     ) -> StoreFuture<'_, T> {
+        let health = self.health.clone();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
             // Taken by the finisher of the run that counts.
@@ -255,12 +294,17 @@ impl SqliteStore {
                 let result = f(ctx);
                 let failed = result.is_err();
                 let reply = reply.clone();
+                let health = health.clone();
                 let finish: Finisher = Box::new(move |commit| {
                     let out = match (commit, result) {
-                        (_, Err(e)) => Err(e.into()),
-                        (Some(e), Ok(_)) => Err(Error::Commit(e.clone()).into()),
+                        (_, Err(e)) => Err(e),
+                        (Some(e), Ok(_)) => Err(Error::Commit(e.clone())),
                         (None, Ok(v)) => Ok(v),
                     };
+                    let out = out.map_err(|e| {
+                        health.watch(&e);
+                        StoreError::from(e)
+                    });
                     let tx = reply.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
                     if let Some(tx) = tx {
                         // The caller may have stopped waiting; the work is done either way.
@@ -274,15 +318,14 @@ impl SqliteStore {
             }
             let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
             writer.send(Msg::Write(job)).map_err(|_| StoreError::Closed)?;
-            // A write refused because an fsync failed meanwhile says so.
+            // A write refused because the store stopped meanwhile says why.
             rx.await.map_err(|_| self.stopped().unwrap_or(StoreError::Closed))?
         })
     }
 
-    /// The error of every write after an fsync of the WAL failed (see `sync.rs`).
+    /// The error of every write after the store stopped (see `health.rs`).
     fn stopped(&self) -> Option<StoreError> {
-        let failed = self.sync.as_ref().is_some_and(|s| s.failed.load(Ordering::Acquire));
-        failed.then(|| Error::Commit(Arc::new(crate::sync::stopped_error())).into())
+        self.health.error()
     }
 
     /// Runs `f` on a read connection.
@@ -290,10 +333,15 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     ) -> StoreFuture<'_, T> {
+        let health = self.health.clone();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
             let job: ReadJob = Box::new(move |conn| {
-                let _ = tx.send(f(conn).map_err(StoreError::from));
+                let out = f(conn).map_err(|e| {
+                    health.watch(&e);
+                    StoreError::from(e)
+                });
+                let _ = tx.send(out);
             });
             let sent = match (&self.readers, &self.writer) {
                 (Some(r), _) => r.send(job).is_ok(),
@@ -448,9 +496,9 @@ mod tests {
     async fn writes_after_a_failed_fsync_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("atmo.db"), SqliteOptions::default()).unwrap();
-        let state = store.sync.clone().expect("a file store with Full syncs");
         assert!(store.health().is_ok());
-        state.failed.store(true, Ordering::Release);
+        let failed = crate::sync::fsync_error(&std::io::Error::other("injected"));
+        store.health.stop(crate::health::Stop::Fsync(Arc::new(failed)));
         let unhealthy = store.health().unwrap_err();
         assert!(format!("{unhealthy:?}").contains("fsync of the write-ahead log failed"), "{unhealthy:?}");
         let err = store.heartbeat(Arc::from("node"), Timestamp::EPOCH).await.unwrap_err();

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::health::{Health, Stop};
 use crate::row::Loaded;
 use crate::runtime::{Finisher, WriteJob};
 
@@ -110,8 +111,8 @@ impl Wal {
 
 /// What the sync thread shares with the store.
 pub(crate) struct SyncState {
-    /// Set after an fsync failed: the writer then refuses every batch.
-    pub(crate) failed: AtomicBool,
+    /// Stopped after an fsync failed: the writer then refuses every batch.
+    pub(crate) health: Arc<Health>,
     /// Completed fsyncs of the WAL.
     pub(crate) syncs: AtomicU64,
     /// Whether an fsync is under way (the writer keeps its transaction open meanwhile).
@@ -119,8 +120,8 @@ pub(crate) struct SyncState {
 }
 
 impl SyncState {
-    pub(crate) fn new() -> Self {
-        SyncState { failed: AtomicBool::new(false), syncs: AtomicU64::new(0), syncing: AtomicBool::new(false) }
+    pub(crate) fn new(health: Arc<Health>) -> Self {
+        SyncState { health, syncs: AtomicU64::new(0), syncing: AtomicBool::new(false) }
     }
 }
 
@@ -144,8 +145,9 @@ pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncS
                 }
                 Err(e) => {
                     tracing::error!(error = %e, wal = %wal.path.display(), "fsync of the SQLite WAL failed; the store stops writing");
-                    state.failed.store(true, Ordering::Release);
-                    failure = Some(Arc::new(fsync_error(&e)));
+                    let error = Arc::new(fsync_error(&e));
+                    state.health.stop(Stop::Fsync(error.clone()));
+                    failure = Some(error);
                 }
             }
         }
@@ -157,11 +159,6 @@ pub(crate) fn run_syncer(mut wal: Wal, rx: Receiver<Committed>, state: Arc<SyncS
         }
     }
     tracing::debug!("sqlite sync thread stopped");
-}
-
-/// The error of a write refused because an earlier fsync failed.
-pub(crate) fn stopped_error() -> rusqlite::Error {
-    fsync_error(&io::Error::other("an earlier fsync failed"))
 }
 
 /// An fsync failure as the SQLite error its callers see.
@@ -229,7 +226,7 @@ mod tests {
     fn answers_after_a_successful_fsync() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.db-wal"), b"frames").unwrap();
-        let state = Arc::new(SyncState::new());
+        let state = Arc::new(SyncState::new(Arc::default()));
         let (tx, rx) = crossbeam_channel::unbounded();
         let answers = Arc::new(Mutex::new(Vec::new()));
         tx.send(batch(&answers)).unwrap();
@@ -239,14 +236,14 @@ mod tests {
         assert_eq!(*answers.lock().unwrap(), vec![None, None]);
         // Both batches were waiting: one fsync answered them.
         assert_eq!(state.syncs.load(Ordering::Relaxed), 1);
-        assert!(!state.failed.load(Ordering::Relaxed));
+        assert!(!state.health.is_stopped());
     }
 
     #[test]
     fn a_failed_fsync_fails_the_waiting_callers_and_stops_the_store() {
         let dir = tempfile::tempdir().unwrap();
         // No WAL file: opening it for the fsync fails.
-        let state = Arc::new(SyncState::new());
+        let state = Arc::new(SyncState::new(Arc::default()));
         let (tx, rx) = crossbeam_channel::unbounded();
         let answers = Arc::new(Mutex::new(Vec::new()));
         tx.send(batch(&answers)).unwrap();
@@ -255,7 +252,7 @@ mod tests {
         let answers = answers.lock().unwrap();
         let error = answers[0].as_deref().expect("the caller is told of the failure");
         assert!(error.contains("fsync of the write-ahead log failed"), "{error}");
-        assert!(state.failed.load(Ordering::Relaxed));
+        assert!(state.health.is_stopped());
         assert_eq!(state.syncs.load(Ordering::Relaxed), 0);
     }
 }

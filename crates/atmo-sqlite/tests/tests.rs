@@ -6,5 +6,6 @@
 mod backup;
 mod common;
 mod conformance;
+mod corruption;
 mod durability;
 mod migration;

@@ -147,8 +147,40 @@ mod tests {
         assert_eq!(caps.environment, Environment::Native);
         assert!(caps.threads && caps.processes && caps.persistence && !caps.web_workers);
         assert_eq!(caps.os, std::env::consts::OS);
-        assert_eq!(caps.concurrency, EnvironmentSniffer::concurrency());
-        assert_eq!(caps.recommended_worker_count, recommend_workers(caps.concurrency, Environment::Native));
+        // An independent count of the CPUs this process may run on (affinity and cgroup quota
+        // included), not the call the sniffer makes.
+        assert_eq!(caps.concurrency, num_cpus::get());
+        assert!((1..=caps.concurrency.max(1)).contains(&caps.recommended_worker_count), "{caps:?}");
+    }
+
+    /// Set in the child process of [`a_process_pinned_to_one_cpu_reports_one`].
+    const CHILD: &str = "ATMO_SNIFFER_TEST_CHILD";
+
+    /// The child's half: prints what the sniffer sees.
+    #[test]
+    fn report_concurrency_when_child() {
+        if std::env::var_os(CHILD).is_some() {
+            let caps = EnvironmentSniffer::capabilities();
+            println!("concurrency={} recommended={}", caps.concurrency, caps.recommended_worker_count);
+        }
+    }
+
+    /// Pinned to one CPU (`taskset -c 0`, Linux), the process can run one thread at a time,
+    /// and the sniffer says so, whatever the machine has.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_pinned_to_one_cpu_reports_one() {
+        let Ok(exe) = std::env::current_exe() else { return };
+        let out = std::process::Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(exe)
+            .args(["--exact", "sniffer::tests::report_concurrency_when_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output();
+        // Without taskset there is nothing to pin with.
+        let Ok(out) = out else { return };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("concurrency=1 recommended=1"), "{stdout}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod durable;
 mod engine;
 mod http;
 mod inproc;
+mod isolation;
 mod large;
 mod process;
 mod report;
@@ -49,5 +50,6 @@ pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Process(args) => process::run(args),
         BenchCommand::Http(args) => http::run(args),
         BenchCommand::Builtins(args) => builtins::run(args),
+        BenchCommand::Isolation(args) => isolation::run(args),
     }
 }

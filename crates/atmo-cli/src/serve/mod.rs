@@ -43,11 +43,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config, args.log_format))?;
+    runtime.block_on(serve(config, args.log_format, args.skip_integrity_check))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ServeConfig, log_format: LogFormat) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig, log_format: LogFormat, skip_integrity_check: bool) -> anyhow::Result<()> {
     let json = log_format == LogFormat::Json;
     let mut builder = WorkerManager::builder().name("atmo");
     let mut cron_state = None;
@@ -61,7 +61,8 @@ async fn serve(config: ServeConfig, log_format: LogFormat) -> anyhow::Result<()>
                 cron_state = Some("cron.json".into());
             }
             let sync = if config.synchronous_normal { Synchronous::Normal } else { Synchronous::Full };
-            let store = SqliteStore::open(path, SqliteOptions::default().synchronous(sync))
+            let options = SqliteOptions::default().synchronous(sync).integrity_check(!skip_integrity_check);
+            let store = SqliteStore::open(path, options)
                 .with_context(|| format!("cannot open the store {}", path.display()))?;
             builder = builder.configure(|b| b.shared_store(Arc::new(store)));
             format!("sqlite:{}", path.display())
