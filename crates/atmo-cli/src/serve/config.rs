@@ -9,7 +9,7 @@
 //! drain = "10s"                    # how long shutdown lets running requests finish
 //! queue_capacity = 1000000         # unfinished requests accepted before "queue full"
 //! max_timeout = "24h"              # a request's timeoutMs above this is refused (400)
-//! max_delay = "365d"               # and so is a runAt or delayMs further ahead than this
+//! max_delay = "365d"               # and so is a runAt or delayMs further ahead than this [default: 1000 years]
 //! cors = ["http://localhost:3000"] # origins whose pages may call the API (CORS; writes pass the Origin check)
 //! allowed_hosts = ["atmo.internal"] # Host names besides IP addresses and localhost
 //!

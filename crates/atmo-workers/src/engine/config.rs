@@ -19,7 +19,8 @@ pub struct EngineConfig {
     /// The longest timeout a request may ask for; a longer one is refused at submission
     /// (default 24 h), so that no client can switch timeouts off.
     pub max_timeout: Duration,
-    /// The furthest ahead a request may be scheduled (`run_at`, `delay`; default 365 days).
+    /// The furthest ahead a request may be scheduled (`run_at`, `delay`; default 1,000 years:
+    /// set it lower to bound what clients may park in the store).
     pub max_delay: Duration,
     /// Retention of finished requests.
     pub retention: RetentionConfig,
@@ -34,7 +35,7 @@ impl Default for EngineConfig {
             claim_batch: 1024,
             lease_duration: Duration::from_secs(60),
             max_timeout: Duration::from_secs(24 * 3600),
-            max_delay: Duration::from_secs(365 * 24 * 3600),
+            max_delay: Duration::from_secs(1000 * 365 * 24 * 3600),
             retention: RetentionConfig::default(),
         }
     }
