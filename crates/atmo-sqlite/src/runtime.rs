@@ -159,7 +159,7 @@ pub(crate) fn run_writer(
     shared: WriterShared,
     replies: Replies,
     checkpoint: Option<Sender<()>>,
-) {
+) -> Connection {
     let WriterShared { commits, health } = shared;
     let mut cache = RowCache::default();
     while let Ok(first) = rx.recv() {
@@ -215,6 +215,9 @@ pub(crate) fn run_writer(
         }
     }
     tracing::debug!("sqlite writer stopped");
+    // Dropping `checkpoint` stops the checkpoint thread; the connection goes back to the
+    // caller, which closes it after that thread's (see `SqliteStore::start`).
+    conn
 }
 
 /// Refuses a batch after the store stopped (see `health.rs`): its writes are not run (dropped,

@@ -81,6 +81,9 @@ pub struct SqliteStore {
     writer: Option<Sender<Msg>>,
     /// `None` for an in-memory store, whose reads go to the writer.
     readers: Option<Sender<ReadJob>>,
+    /// The reader threads, stopped first when the store drops (see `Drop`).
+    reader_threads: Vec<JoinHandle<()>>,
+    /// The writer's thread (which stops the checkpoint thread) and the sync thread.
     threads: Vec<JoinHandle<()>>,
     /// Write transactions committed since the store opened.
     commits: Arc<AtomicU64>,
@@ -245,31 +248,39 @@ impl SqliteStore {
             }
             None => (Replies::Direct, None),
         };
-        let checkpoint = match checkpointer {
+        let (checkpoint, checkpointer) = match checkpointer {
             Some(c) => {
                 let (ctx, crx) = crossbeam_channel::bounded(1);
-                threads.push(spawn("atmo-sqlite-checkpoint", move || run_checkpointer(c, crx))?);
-                Some(ctx)
+                (Some(ctx), Some(spawn("atmo-sqlite-checkpoint", move || run_checkpointer(c, crx))?))
             }
-            None => None,
+            None => (None, None),
         };
         let shared = WriterShared { commits: counter, health: health.clone() };
         threads.push(spawn("atmo-sqlite-writer", move || {
-            run_writer(conn, wrx, seq, max_batch, shared, replies, checkpoint);
+            let conn = run_writer(conn, wrx, seq, max_batch, shared, replies, checkpoint);
+            // The writer's connection closes last (when this closure returns): SQLite checkpoints
+            // the WAL into the file and removes it only when the last connection closes, and two
+            // read-write connections closing at once would each find the other still open.
+            if let Some(t) = checkpointer {
+                join([t]);
+            }
+            drop(conn);
         })?);
+        let mut reader_threads = Vec::new();
         let readers_tx = if readers.is_empty() {
             None
         } else {
             let (rtx, rrx) = crossbeam_channel::unbounded();
             for r in readers {
                 let rrx = rrx.clone();
-                threads.push(spawn("atmo-sqlite-reader", move || run_reader(r, rrx))?);
+                reader_threads.push(spawn("atmo-sqlite-reader", move || run_reader(r, rrx))?);
             }
             Some(rtx)
         };
         Ok(SqliteStore {
             writer: Some(wtx),
             readers: readers_tx,
+            reader_threads,
             threads,
             commits,
             sync,
@@ -396,15 +407,23 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Closing the channels stops the threads once they finish what was sent; joining them
-        // closes the connections before the lock is released.
-        self.writer = None;
+        // closes the connections before the lock is released. The read-only connections close
+        // first and the writer's last: SQLite checkpoints the WAL into the file and removes it
+        // when the last connection closes, which a read-only one cannot do, so a reader closing
+        // last would leave the WAL behind (safe, but the file alone would not be the whole store).
         self.readers = None;
-        for t in self.threads.drain(..) {
-            if t.join().is_err() {
-                tracing::error!("an atmo-sqlite thread panicked");
-            }
-        }
+        join(self.reader_threads.drain(..));
+        self.writer = None;
+        join(self.threads.drain(..));
         self.lock = None;
+    }
+}
+
+fn join(threads: impl IntoIterator<Item = JoinHandle<()>>) {
+    for t in threads {
+        if t.join().is_err() {
+            tracing::error!("an atmo-sqlite thread panicked");
+        }
     }
 }
 

@@ -341,3 +341,29 @@ async fn commits_reach_the_database_file_in_the_background() {
     // The requests are all there, read through the WAL or the file alike.
     assert_eq!(t.query(RequestQuery::new().task("bg")).await.unwrap().total, 2000);
 }
+
+/// A store that closes leaves the whole store in its file: the WAL is checkpointed and
+/// removed, whichever of its threads had served reads last (a read-only connection closing
+/// last could not do it, and the WAL would stay behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_leaves_no_wal_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("atmo.db");
+    let wal = dir.path().join("atmo.db-wal");
+    for round in 0..20 {
+        let store = reopen(&path);
+        let batch = (0..50).map(|i| request("job").parameters(json!({ "i": i })).build()).collect();
+        let ids: Vec<_> = store.insert_many(batch).await.unwrap().iter().map(|o| o.id()).collect();
+        for id in ids {
+            assert!(store.get(id).await.unwrap().is_some());
+        }
+        drop(store);
+        assert!(
+            !wal.exists(),
+            "round {round}: the WAL outlived the store ({:?} bytes)",
+            std::fs::metadata(&wal).map(|m| m.len())
+        );
+    }
+    let store = reopen(&path);
+    assert_eq!(store.query(RequestQuery::default()).await.unwrap().total, 1_000);
+}
