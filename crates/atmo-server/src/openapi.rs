@@ -137,11 +137,12 @@ pub(crate) struct RequestSchema {
     completed_at: Option<String>,
     /// Per-attempt timeout in milliseconds.
     timeout: Option<u64>,
-    /// The handler's result.
-    #[schema(value_type = Option<Object>)]
+    /// The handler's result: any JSON value.
+    #[schema(value_type = Option<Value>)]
     result: Option<Value>,
-    /// One error per failed attempt: `{code, message, category, severity, retryable, attempt, at, details}`.
-    #[schema(value_type = Vec<Object>)]
+    /// One error per failed attempt: `{code, message, category, severity, retryable, attempt, at, details}`;
+    /// absent when no attempt failed.
+    #[schema(value_type = Vec<Object>, required = false)]
     errors: Vec<Value>,
     /// Every status change.
     history: Vec<HistoryEntrySchema>,
@@ -158,8 +159,8 @@ pub(crate) struct RequestResultSchema {
     status: StatusSchema,
     /// Completed?
     success: bool,
-    /// The handler's result.
-    #[schema(value_type = Option<Object>)]
+    /// The handler's result: any JSON value.
+    #[schema(value_type = Option<Value>)]
     payload: Option<Value>,
     /// The error, when not completed.
     #[schema(value_type = Option<Object>)]
@@ -248,13 +249,13 @@ pub(crate) struct ParameterSchema {
     param_type: String,
     /// Whether it must be given.
     required: bool,
-    /// The value used when it is absent.
-    #[schema(value_type = Option<Object>)]
+    /// The value used when it is absent: any JSON value.
+    #[schema(value_type = Option<Value>)]
     default: Option<Value>,
     /// What it means.
     description: Option<String>,
-    /// The only values accepted.
-    #[schema(value_type = Option<Vec<Object>>)]
+    /// The only values accepted: JSON values of the parameter's type.
+    #[schema(value_type = Option<Vec<Value>>)]
     allowed_values: Option<Vec<Value>>,
     /// Smallest number accepted.
     minimum: Option<f64>,

@@ -4,6 +4,7 @@
 mod common;
 
 mod boundaries;
+mod conformance;
 mod cron;
 mod docs;
 mod errors;
