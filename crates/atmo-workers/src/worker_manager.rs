@@ -70,6 +70,9 @@ pub struct BankSpec {
     /// How workers that speak the protocol are supervised (process banks, executors of one's
     /// own).
     pub supervision: Supervision,
+    /// Whether the bank's worker threads run at the lowest CPU priority (thread banks; see
+    /// [`BankSpec::background`]).
+    pub background: bool,
 }
 
 impl BankSpec {
@@ -86,6 +89,7 @@ impl BankSpec {
             capacity: None,
             proficiency: 1.0,
             supervision: Supervision::default(),
+            background: false,
         }
     }
     /// Sets the number of workers.
@@ -117,6 +121,18 @@ impl BankSpec {
     /// Sets the configuration.
     pub fn config(mut self, c: Value) -> Self {
         self.config = c;
+        self
+    }
+    /// Runs the bank's worker threads at the lowest CPU priority the OS grants without
+    /// privileges (Linux: `SCHED_IDLE`): for banks of long, CPU-bound work, so that when they
+    /// keep every core busy, the requests of other banks do not wait for a core at each step
+    /// (they would, at normal priority: a short request crosses several threads, and each
+    /// waits for a running thread's time slice to end). The bank still gets every core nobody
+    /// else wants; under a load that never leaves a core idle it can be starved, so give its
+    /// actions timeouts that allow for that. Thread banks only (synchronous handlers); off by
+    /// default.
+    pub fn background(mut self, on: bool) -> Self {
+        self.background = on;
         self
     }
     /// Sets the capacity.
@@ -267,9 +283,10 @@ impl WorkerManager {
             problems.sort();
             return Err(Error::InvalidBank { bank_id: spec.bank_id, problems });
         }
+        let background = spec.background;
         let (bank, _, resources) = spec.split();
         let ctx = engine.bank_context(&bank)?;
-        let executor = crate::engine::banks::handler_executor(engine, &ctx, &handlers, resources)?;
+        let executor = crate::engine::banks::handler_executor(engine, &ctx, &handlers, resources, background)?;
         match engine.install_bank(bank, &ctx, executor) {
             Ok(()) => Ok(()),
             Err((e, executor)) => {

@@ -18,6 +18,7 @@
 //! max_count = 1000000              # and beyond this many
 //!
 //! [builtins]
+//! background = ["computation", "simulation"] # banks at the lowest CPU priority [default: these two]
 //! enabled = true                   # a thread bank per built-in manifest; --no-builtins
 //! workers = 2                      # threads per bank [default: the manifest's concurrency, at most the cores]
 //! only = ["crypto", "computation"] # [default: every built-in manifest]
@@ -85,12 +86,24 @@ pub(crate) struct BuiltinsFile {
     pub(crate) enabled: bool,
     pub(crate) workers: Option<usize>,
     pub(crate) only: Option<Vec<String>>,
+    /// The built-in manifests whose banks run at the lowest CPU priority (long, CPU-bound
+    /// work; see `BankSpec::background`).
+    #[serde(default = "default_background")]
+    pub(crate) background: Vec<String>,
 }
 
 impl Default for BuiltinsFile {
     fn default() -> Self {
-        BuiltinsFile { enabled: true, workers: None, only: None }
+        BuiltinsFile { enabled: true, workers: None, only: None, background: default_background() }
     }
+}
+
+/// The built-in manifests of long, CPU-bound actions (Monte Carlo runs, simulations), whose
+/// banks run in the background unless `[builtins] background` says otherwise.
+pub(crate) const DEFAULT_BACKGROUND_BUILTINS: [&str; 2] = ["computation", "simulation"];
+
+fn default_background() -> Vec<String> {
+    DEFAULT_BACKGROUND_BUILTINS.iter().map(|s| (*s).to_owned()).collect()
 }
 
 fn yes() -> bool {
@@ -293,6 +306,7 @@ mod tests {
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.store, StoreChoice::Sqlite(PathBuf::from("./atmo-data/atmo.db")));
         assert!(c.builtins.enabled && c.token.is_none() && c.banks.is_empty());
+        assert_eq!(c.builtins.background, ["computation", "simulation"]);
         assert_eq!(c.drain, Duration::from_secs(10));
     }
 
@@ -313,6 +327,7 @@ max_age = "7d"
 [builtins]
 only = ["crypto"]
 workers = 1
+background = []
 [[banks]]
 id = "py"
 manifest = "m.json"
@@ -333,6 +348,7 @@ missed_run_policy = "run-once"
         assert_eq!(c.store, StoreChoice::Sqlite(dir.path().join("data/x.db")));
         assert_eq!(c.retention_max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(c.builtins.only, Some(vec!["crypto".to_owned()]));
+        assert!(c.builtins.background.is_empty());
         assert_eq!(c.banks[0].manifest, dir.path().join("m.json"));
         assert_eq!(c.banks[0].command.as_ref().unwrap().args, vec!["w.py".to_owned()]);
         assert_eq!(c.cron[0].missed_run_policy.as_deref(), Some("run-once"));

@@ -165,11 +165,15 @@ fn notice(json: bool, message: &str) {
 async fn start_banks(manager: &WorkerManager, config: &ServeConfig) -> anyhow::Result<()> {
     if config.builtins.enabled {
         let all = atmo_builtins::banks();
-        if let Some(only) = &config.builtins.only {
-            for name in only {
+        let named = [
+            ("builtins.only", config.builtins.only.as_deref().unwrap_or_default()),
+            ("builtins.background", config.builtins.background.as_slice()),
+        ];
+        for (setting, names) in named {
+            for name in names {
                 if !all.iter().any(|b| &b.manifest.name == name) {
                     let known: Vec<&str> = all.iter().map(|b| b.manifest.name.as_str()).collect();
-                    bail!("builtins.only: no built-in manifest `{name}` (known: {})", known.join(", "));
+                    bail!("{setting}: no built-in manifest `{name}` (known: {})", known.join(", "));
                 }
             }
         }
@@ -180,8 +184,10 @@ async fn start_banks(manager: &WorkerManager, config: &ServeConfig) -> anyhow::R
             }
             let workers = config.builtins.workers.unwrap_or_else(|| b.suggested_workers.min(cores)).max(1);
             let id = b.bank_id;
+            let background = config.builtins.background.contains(&b.manifest.name);
+            let spec = BankSpec::new(id.clone(), b.manifest).workers(workers).background(background);
             manager
-                .initialize_worker_bank(BankSpec::new(id.clone(), b.manifest).workers(workers).handlers(b.handlers))
+                .initialize_worker_bank(spec.handlers(b.handlers))
                 .with_context(|| format!("cannot start bank `{id}`"))?;
         }
     }

@@ -186,6 +186,7 @@ pub(crate) fn handler_executor(
     ctx: &BankContext,
     handlers: &atmo_core::Handlers,
     resources: atmo_core::Resources,
+    background: bool,
 ) -> Result<Box<dyn Executor>> {
     let env = super::tasks::WorkerEnv {
         bank_id: ctx.bank_id.clone(),
@@ -205,6 +206,7 @@ pub(crate) fn handler_executor(
             ctx.worker_ids.len(),
             ctx.supervision.cancel_grace,
             ctx.stats.clone(),
+            background,
         )
         .map_err(|e| Error::BankStart { bank_id: ctx.bank_id.to_string(), source: Box::new(e) })?;
         return Ok(Box::new(executor));

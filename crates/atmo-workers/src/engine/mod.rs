@@ -30,6 +30,8 @@ pub(crate) mod ledger;
 pub(crate) mod lifecycle;
 pub(crate) mod maintenance;
 #[cfg(feature = "native")]
+pub(crate) mod priority;
+#[cfg(feature = "native")]
 pub(crate) mod process;
 pub(crate) mod reducer;
 pub(crate) mod registry;

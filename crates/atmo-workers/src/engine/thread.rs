@@ -58,17 +58,21 @@ struct Threads {
     abandoned: std::sync::atomic::AtomicUsize,
     max_abandoned: usize,
     stats: Arc<SupervisionStats>,
+    /// Whether the threads run at the lowest CPU priority (see `priority.rs`).
+    background: bool,
 }
 
 impl ThreadExecutor {
     /// Starts `worker_count` threads if any handler is synchronous. A handler still running
     /// `grace` after its timeout fired gets its thread written off and replaced, up to
-    /// `worker_count` times over the bank's life.
+    /// `worker_count` times over the bank's life. With `background`, every thread (replacements
+    /// included) runs at the lowest CPU priority.
     pub(crate) fn start(
         env: WorkerEnv,
         worker_count: usize,
         grace: std::time::Duration,
         stats: Arc<SupervisionStats>,
+        background: bool,
     ) -> std::io::Result<Self> {
         let env = Arc::new(env);
         let slots: Arc<Slots> = Arc::new((0..worker_count).map(|_| Mutex::new(None)).collect());
@@ -77,7 +81,7 @@ impl ThreadExecutor {
         if env.handlers.values().any(Handler::is_sync) {
             for idx in 0..worker_count {
                 let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
-                threads.push(spawn_worker(&env, &slots, idx, rx.clone())?);
+                threads.push(spawn_worker(&env, &slots, idx, rx.clone(), background)?);
                 queues.push(Mutex::new(Queue { tx, rx }));
             }
         }
@@ -90,6 +94,7 @@ impl ThreadExecutor {
             abandoned: std::sync::atomic::AtomicUsize::new(0),
             max_abandoned: worker_count,
             stats,
+            background,
         });
         Ok(ThreadExecutor { env, inner })
     }
@@ -100,11 +105,17 @@ fn spawn_worker(
     slots: &Arc<Slots>,
     idx: usize,
     rx: Receiver<Option<Batch>>,
+    background: bool,
 ) -> std::io::Result<JoinHandle<()>> {
     let env = env.clone();
     let slots = slots.clone();
     let name = format!("atmo-{}-{idx}", env.bank_id);
-    std::thread::Builder::new().name(name).spawn(move || worker_loop(&env, &slots, idx, &rx))
+    std::thread::Builder::new().name(name).spawn(move || {
+        if background {
+            super::priority::lower_current_thread(&env.bank_id);
+        }
+        worker_loop(&env, &slots, idx, &rx);
+    })
 }
 
 impl Threads {
@@ -139,7 +150,7 @@ impl Threads {
             *slot = None;
         }
         let (tx, rx) = crossbeam_channel::unbounded::<Option<Batch>>();
-        let handle = match spawn_worker(&self.env, &self.slots, idx, rx.clone()) {
+        let handle = match spawn_worker(&self.env, &self.slots, idx, rx.clone(), self.background) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(worker_id = &*worker_id, "cannot start a replacement worker thread: {e}");

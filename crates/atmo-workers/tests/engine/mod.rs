@@ -3,6 +3,8 @@
 
 mod support;
 
+#[cfg(target_os = "linux")]
+mod background;
 mod cancel;
 mod concurrency;
 mod events;
