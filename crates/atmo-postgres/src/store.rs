@@ -96,6 +96,11 @@ impl PostgresStore {
         &self.schema
     }
 
+    /// Where the store connects: `host:port/database`, without credentials.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// A connection from the pool; a failure to make one says where it tried.
     async fn client(&self) -> Result<Client, Error> {
         self.pool.get().await.map_err(|e| match e {
