@@ -23,6 +23,9 @@ pub(crate) fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let config = config::load(args.config.as_deref(), Overrides { store: args.store.clone(), ..Overrides::default() })?;
     let source = match config.store {
         StoreChoice::Sqlite(path) => path,
+        StoreChoice::Postgres(_) => {
+            bail!("the store is PostgreSQL: back it up with pg_dump (`pg_dump --schema atmo`)")
+        }
         StoreChoice::Memory => {
             bail!("the store is `memory`: it lives in the service's process and has no file to copy")
         }

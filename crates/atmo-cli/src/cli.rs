@@ -168,7 +168,8 @@ pub(crate) struct ServeArgs {
     /// The bearer token API calls must carry (required off loopback).
     #[arg(long, value_name = "TOKEN", env = "ATMO_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
-    /// Where requests live: `sqlite:PATH` or `memory` [default: sqlite:./atmo-data/atmo.db].
+    /// Where requests live: `sqlite:PATH`, `memory`, or `postgres://USER@HOST/DB` (the cluster
+    /// store, schema `atmo`) [default: sqlite:./atmo-data/atmo.db].
     #[arg(long, value_name = "STORE", env = "ATMO_STORE")]
     pub(crate) store: Option<String>,
     /// Do not start the thread banks of the built-in manifests.

@@ -145,6 +145,8 @@ pub(crate) enum StoreChoice {
     Memory,
     /// The durable SQLite store at this path.
     Sqlite(PathBuf),
+    /// The cluster store: a PostgreSQL connection string (`postgres://...`).
+    Postgres(String),
 }
 
 /// The settled configuration.
@@ -272,11 +274,15 @@ pub(crate) fn parse_bind(text: &str) -> anyhow::Result<SocketAddr> {
     }
 }
 
-/// `memory`, `sqlite:PATH` or a bare path ending in `.db`; relative paths are relative to the
-/// config file's directory (or the working directory without one).
+/// `memory`, `sqlite:PATH`, a bare path ending in `.db`, or a `postgres://` (`postgresql://`)
+/// URL; relative paths are relative to the config file's directory (or the working directory
+/// without one).
 pub(crate) fn parse_store(text: &str, base: &Path) -> anyhow::Result<StoreChoice> {
     if text == "memory" {
         return Ok(StoreChoice::Memory);
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(StoreChoice::Postgres(text.to_owned()));
     }
     let path = text.strip_prefix("sqlite:").or_else(|| text.ends_with(".db").then_some(text));
     match path {
@@ -284,7 +290,7 @@ pub(crate) fn parse_store(text: &str, base: &Path) -> anyhow::Result<StoreChoice
             let p = PathBuf::from(p);
             Ok(StoreChoice::Sqlite(if p.is_relative() { base.join(p) } else { p }))
         }
-        _ => bail!("`store`: `{text}` is not `memory` or `sqlite:PATH`"),
+        _ => bail!("`store`: `{text}` is not `memory`, `sqlite:PATH` or `postgres://...`"),
     }
 }
 
@@ -378,6 +384,16 @@ missed_run_policy = "run-once"
         std::fs::write(&path, "cors = [\"localhost:3000/app\"]\n").unwrap();
         let e = format!("{:#}", load(Some(&path), Overrides::default()).unwrap_err());
         assert!(e.contains("`cors`"), "{e}");
+    }
+
+    #[test]
+    fn postgres_urls_choose_the_cluster_store() {
+        let base = Path::new("/etc/atmo");
+        for url in ["postgres://atmo@db:5432/jobs", "postgresql://atmo@db/jobs"] {
+            assert_eq!(parse_store(url, base).unwrap(), StoreChoice::Postgres(url.to_owned()));
+        }
+        let e = format!("{:#}", parse_store("mysql://db/jobs", base).unwrap_err());
+        assert!(e.contains("postgres://"), "{e}");
     }
 
     #[test]

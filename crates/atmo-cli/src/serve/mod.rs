@@ -67,6 +67,15 @@ async fn serve(config: ServeConfig, log_format: LogFormat, skip_integrity_check:
             builder = builder.configure(|b| b.shared_store(Arc::new(store)));
             format!("sqlite:{}", path.display())
         }
+        StoreChoice::Postgres(url) => {
+            // Cron state stays per node (no file is shared): see docs/cluster.md.
+            let store = atmo_postgres::PostgresStore::connect(atmo_postgres::PostgresConfig::new(url.clone()))
+                .await
+                .context("cannot open the PostgreSQL store")?;
+            let desc = format!("postgres (schema {}) at {}", store.schema_name(), store.target());
+            builder = builder.configure(|b| b.shared_store(Arc::new(store)));
+            desc
+        }
     };
     let (max_age, max_count) = (config.retention_max_age, config.retention_max_count);
     if max_age.is_some() || max_count.is_some() {
