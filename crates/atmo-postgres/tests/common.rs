@@ -1,9 +1,10 @@
 //! A store in a fresh, uniquely named schema, dropped after the store.
 //!
 //! Tests connect to `ATMO_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`).
-//! When the variable is unset and no server answers there, every test fails saying so, unless
-//! `ATMO_SKIP_POSTGRES=1`, which turns them into skips: a machine without PostgreSQL can run
-//! the workspace's tests, while CI (which starts the server) really runs these.
+//! When the variable is unset and no server answers there, every test is skipped with a
+//! message, so that `cargo test --workspace` works on a machine without PostgreSQL; with
+//! `CI=true` or `ATMO_REQUIRE_POSTGRES=1` they fail instead, so CI (which starts the server)
+//! really runs them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +22,12 @@ pub fn url() -> String {
     std::env::var("ATMO_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
-/// Whether tests may skip for want of a server: the address was not chosen and the skip was
-/// asked for.
+/// Whether tests may skip for want of a server: the address was not chosen, and neither CI nor
+/// the user asked for the server to be there.
 fn may_skip() -> bool {
-    std::env::var_os("ATMO_TEST_POSTGRES").is_none() && std::env::var("ATMO_SKIP_POSTGRES").as_deref() == Ok("1")
+    std::env::var_os("ATMO_TEST_POSTGRES").is_none()
+        && std::env::var("ATMO_REQUIRE_POSTGRES").as_deref() != Ok("1")
+        && std::env::var("CI").as_deref() != Ok("true")
 }
 
 /// A schema name no other test (of this or another process) uses.
@@ -84,12 +87,16 @@ pub async fn fresh() -> Option<TestStore> {
     match PostgresStore::connect(schema.config()).await {
         Ok(store) => Some(TestStore { store, schema }),
         Err(e) if is_unreachable(&e) && may_skip() => {
-            eprintln!("skipped: no PostgreSQL at {} and ATMO_SKIP_POSTGRES=1", url());
+            eprintln!(
+                "skipped: no PostgreSQL at {} (set ATMO_TEST_POSTGRES to a server, or ATMO_REQUIRE_POSTGRES=1 \
+                 to fail instead)",
+                url()
+            );
             None
         }
         Err(e) => panic!(
-            "the PostgreSQL tests need a server at {} (set ATMO_TEST_POSTGRES to another, or \
-             ATMO_SKIP_POSTGRES=1 to skip them when none runs): {e:?}",
+            "the PostgreSQL tests need a server at {} (set ATMO_TEST_POSTGRES to another; CI=true or \
+             ATMO_REQUIRE_POSTGRES=1 make them required): {e:?}",
             url()
         ),
     }
